@@ -1,0 +1,1 @@
+"""Data handling: minibatches, validation splits, augmentation and input shapes."""

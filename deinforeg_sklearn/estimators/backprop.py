@@ -1,0 +1,97 @@
+"""BackpropClassifier: the same blocks trained end to end by back-propagation (the baseline)."""
+
+from __future__ import annotations
+
+from deinforeg_sklearn.blocks import Encoder
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, _check_widths
+from deinforeg_sklearn.heads import build_classifier, build_projector
+from deinforeg_sklearn.training import BackpropNetwork
+
+
+class BackpropClassifier(BaseDecoupledClassifier):
+    """The blocks of a DeInfoReg model trained end to end with one head and cross-entropy.
+
+    The head is the projector (if any) and the classifier of the last block, so the two
+    estimators compare the same architecture; the only difference is the training signal.
+    Parameters mean what they mean for :class:`DeInfoRegClassifier`, which this class shares
+    except ``alpha``, ``loss_weights`` and ``inference`` (there is one classifier).
+
+    Parameters
+    ----------
+    blocks : list of block specs, default=None
+    projector : tuple of int, default=None
+    optimizer : {"adam", "sgd", "lars"}, default="adam"
+    learning_rate : float, default=1e-3
+    final_learning_rate : float, default=None
+    weight_decay : float, default=0.0
+    batch_size : int or "auto", default="auto"
+    max_iter : int, default=50
+    validation_fraction : float, default=0.1
+    early_stopping : bool, default=False
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+    input_shape : tuple of int, default=None
+    augment : {"basic", "strong"} or callable, default=None
+    devices : int, str or torch.device, default=None
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    warm_start : bool, default=False
+
+    Attributes
+    ----------
+    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_
+        As for :class:`DeInfoRegClassifier`; ``history_`` blocks hold ``cross_entropy``,
+        ``loss``, ``train_accuracy`` and ``validation_accuracy`` for the single head.
+    """
+
+    def __init__(
+        self,
+        blocks=None,
+        *,
+        projector=None,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        final_learning_rate: float | None = None,
+        weight_decay: float = 0.0,
+        batch_size: int | str = "auto",
+        max_iter: int = 50,
+        validation_fraction: float | None = 0.1,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        input_shape: tuple[int, ...] | None = None,
+        augment=None,
+        devices=None,
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.blocks = blocks
+        self.projector = projector
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.final_learning_rate = final_learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.input_shape = input_shape
+        self.augment = augment
+        self.devices = devices
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _build_network(
+        self,
+        encoders: list[Encoder],
+        widths: list[int],
+        n_classes: int,
+        trainer_args,
+    ) -> BackpropNetwork:
+        projector, out = build_projector(widths[-1], _check_widths("projector", self.projector))
+        classifier = build_classifier(out, n_classes, encoders[-1].sequence)
+        return BackpropNetwork(encoders, projector, classifier, trainer_args)

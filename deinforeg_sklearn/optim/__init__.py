@@ -1,0 +1,42 @@
+"""Optimisers and the learning-rate schedule shared by all estimators."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from deinforeg_sklearn.optim.lars import LARS
+
+__all__ = ["LARS", "cosine_lr", "make_optimizer"]
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """Build the optimiser named by the estimator's ``optimizer`` parameter."""
+    params = [p for p in params if p.requires_grad]
+    if name == "adam":
+        # The fused kernel updates all tensors of a block in one call; a block's few small
+        # tensors otherwise cost more in per-tensor dispatch than in arithmetic.
+        try:
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch, or a device without it
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "lars":
+        return LARS(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}: use 'adam', 'sgd' or 'lars'.")
+
+
+def cosine_lr(step: int, total: int, start: float, final: float | None) -> float:
+    """Learning rate at ``step`` of ``total``: cosine from ``start`` to ``final``, then ``final``.
+
+    ``final=None`` keeps the rate constant.
+    """
+    if final is None or total <= 0:
+        return start
+    progress = min(step, total) / total
+    return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * progress))

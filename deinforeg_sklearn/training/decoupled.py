@@ -1,0 +1,89 @@
+"""DeInfoReg network: blocks of encoder + projector + classifier, each with its own loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deinforeg_sklearn.blocks.base import Encoder
+from deinforeg_sklearn.losses import info_regularization_loss
+from deinforeg_sklearn.training.step import LossConfig, StepTrainer
+
+#: Stats vector of a DeInfoReg block step (then the count of correct predictions).
+DECOUPLED_STATS = ("variance", "invariance", "covariance", "cross_entropy", "loss")
+
+
+class LocalBlock(nn.Module):
+    """One DeInfoReg block: ``E_l``, ``P_l`` and ``C_l`` with the block loss of Eq. 9.
+
+    The input is detached on entry, so the loss of this block reaches only its own encoder,
+    projector and classifier.
+    """
+
+    def __init__(
+        self, encoder: Encoder, projector: nn.Module, classifier: nn.Module, config: LossConfig
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projector = projector
+        self.classifier = classifier
+        self.config = config
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(h, mask)
+
+    def logits(self, h_out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Class scores of this block's classifier for the block output ``h_out``."""
+        return self.classifier(self.projector(self.encoder.features(h_out, mask)))
+
+    def block_loss(
+        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Forward one batch: ``(h_out, loss, parts, logits)``, with ``h_out`` still attached."""
+        h_out = self.encoder(h.detach(), mask)
+        z = self.projector(self.encoder.features(h_out, mask))
+        logits = self.classifier(z)
+        local, parts = info_regularization_loss(
+            z, y, self.config.n_classes, self.config.weights, return_parts=True
+        )
+        ce = F.cross_entropy(logits, y)
+        parts["cross_entropy"] = ce
+        return h_out, local + self.config.alpha * ce, parts, logits
+
+    def step_loss(
+        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h_out, loss, parts, logits = self.block_loss(h, y, mask)
+        with torch.no_grad():
+            correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
+            stats = torch.stack([*(parts[k].detach() for k in DECOUPLED_STATS[:4]), loss.detach(), correct])
+        return h_out, loss, stats
+
+
+class DecoupledNetwork(nn.Module):
+    """The blocks of a DeInfoReg model and one ``StepTrainer`` per block."""
+
+    stat_names = DECOUPLED_STATS
+
+    def __init__(self, blocks: Sequence[LocalBlock], trainer_args: Callable[[nn.Module], dict]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.trainers = [StepTrainer(block, **trainer_args(block)) for block in self.blocks]
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.blocks)
+
+    def head_logits(
+        self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
+    ) -> list[torch.Tensor]:
+        """Logits of every block's classifier, from block 0 to ``last`` (inclusive)."""
+        out = []
+        h = x
+        for block in self.blocks[: None if last is None else last + 1]:
+            h = block(h, mask)
+            out.append(block.logits(h, mask))
+        return out

@@ -1,0 +1,75 @@
+"""One optimiser step on one unit of a network: the thing every engine schedules.
+
+A ``StepTrainer`` owns a module, its optimiser and its learning-rate schedule. ``step`` reads
+the previous unit's output (already detached), does forward, loss, backward and the optimiser
+step, and returns its own output detached plus a small stats vector. Nothing it does touches
+another unit, which is why engines may run units in any order consistent with the data flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deinforeg_sklearn.optim import cosine_lr
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """How a unit's loss is made: the local-loss term weights and the weight of cross-entropy."""
+
+    n_classes: int
+    alpha: float = 1e-3
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+class StepTrainer:
+    """Optimiser, schedule and step counter of one unit.
+
+    Parameters
+    ----------
+    unit : nn.Module
+        Has ``step_loss(h, y, mask) -> (h_out, loss, stats)``.
+    optimizer : torch.optim.Optimizer
+    lr, final_lr : float, float or None
+        Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``.
+    total_steps : int
+    """
+
+    def __init__(
+        self,
+        unit: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        lr: float,
+        final_lr: float | None,
+        total_steps: int,
+    ) -> None:
+        self.unit = unit
+        self.optimizer = optimizer
+        self.lr = lr
+        self.final_lr = final_lr
+        self.total_steps = total_steps
+        self.steps_done = 0
+
+    def step(
+        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on one batch; return the unit's output (detached) and its stats vector."""
+        rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self.optimizer.zero_grad(set_to_none=True)
+        h_out, loss, stats = self.unit.step_loss(h, y, mask)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("non-finite loss")
+        loss.backward()
+        self.optimizer.step()
+        self.steps_done += 1
+        return h_out.detach(), stats
+
+    def reset_schedule(self, total_steps: int) -> None:
+        """Start a new cosine schedule of ``total_steps`` steps (a new ``fit``)."""
+        self.total_steps = total_steps
+        self.steps_done = 0

@@ -1,0 +1,164 @@
+"""Bad input gets a clear error before training starts, and a failed fit loses nothing."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
+from deinforeg_sklearn.blocks import Dense
+from deinforeg_sklearn.training import StepTrainer
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if any optimiser step runs: errors must come before training."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training started before the input was rejected")
+
+    monkeypatch.setattr(StepTrainer, "step", forbidden)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_inf(value, small_data, no_training):
+    X, y = small_data
+    X = X.copy()
+    X[3, 2] = value
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        DeInfoRegClassifier().fit(X, y)
+
+
+def test_empty_x(no_training):
+    with pytest.raises(ValueError, match="0 sample"):
+        DeInfoRegClassifier().fit(np.empty((0, 3)), [])
+
+
+def test_single_sample(no_training):
+    with pytest.raises(ValueError, match="1 sample"):
+        DeInfoRegClassifier().fit(np.ones((1, 3)), [0])
+
+
+def test_single_class(small_data, no_training):
+    with pytest.raises(ValueError, match="single class"):
+        DeInfoRegClassifier().fit(small_data[0], np.zeros(len(small_data[0])))
+
+
+def test_continuous_target(small_data, no_training):
+    with pytest.raises(ValueError, match="Unknown label type"):
+        DeInfoRegClassifier().fit(small_data[0], np.linspace(0, 1, len(small_data[0])))
+
+
+def test_unknown_block_spec(small_data, no_training):
+    with pytest.raises(ValueError, match=r"blocks\[0\] is 42"):
+        DeInfoRegClassifier(blocks=[42]).fit(*small_data)
+
+
+def test_input_shape_mismatch(small_data, no_training):
+    with pytest.raises(ValueError, match="must equal n_features"):
+        DeInfoRegClassifier(input_shape=(1, 2, 2)).fit(*small_data)
+
+
+@pytest.mark.parametrize("device", ["cuda:0", 0, "cuda:7", "tpu", ["cpu", "cpu"]])
+def test_device_not_present(device, small_data, no_training):
+    if torch.cuda.is_available() and device in ("cuda:0", 0):
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ValueError, match="not present|not a device|not supported|one device"):
+        DeInfoRegClassifier(devices=device).fit(*small_data)
+
+
+def test_bad_parameters_are_named(small_data, no_training):
+    with pytest.raises(ValueError, match="'alpha' parameter"):
+        DeInfoRegClassifier(alpha=-1).fit(*small_data)
+    with pytest.raises(ValueError, match="'optimizer' parameter"):
+        DeInfoRegClassifier(optimizer="rmsprop").fit(*small_data)
+    with pytest.raises(ValueError, match="loss_weights"):
+        DeInfoRegClassifier(loss_weights=(1, 1)).fit(*small_data)
+    with pytest.raises(ValueError, match="projector"):
+        DeInfoRegClassifier(projector=(16, 0)).fit(*small_data)
+    with pytest.raises(ValueError, match="image input"):
+        DeInfoRegClassifier(augment="basic").fit(*small_data)
+
+
+@pytest.mark.parametrize("cls", [DeInfoRegClassifier, BackpropClassifier])
+def test_wrong_n_features_at_predict(cls, small_data):
+    X, y = small_data
+    est = cls(blocks=[Dense(4)], max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but .* is expecting 6"):
+        est.predict(X[:, :5])
+
+
+def test_batch_size_larger_than_data_is_clipped(small_data):
+    X, y = small_data
+    with pytest.warns(UserWarning, match="batch_size=500 is larger than the 108 training samples"):
+        est = DeInfoRegClassifier(blocks=[Dense(4)], batch_size=500, max_iter=1, random_state=0).fit(X, y)
+    assert est.network_.trainers[0].steps_done == 1
+
+
+class NaNAfter(nn.Module):
+    """A layer whose output turns to NaN from its ``k``-th training batch on."""
+
+    def __init__(self, width, k):
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.k = k
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        out = self.linear(x)
+        return out * float("nan") if self.training and self.calls >= self.k else out
+
+
+def nan_on_third_batch(shape):
+    return NaNAfter(shape[0], 3)
+
+
+def nan_on_fifth_batch(shape):
+    return NaNAfter(shape[0], 5)
+
+
+def test_nan_loss_names_block_and_epoch(small_data):
+    X, y = small_data
+    est = DeInfoRegClassifier(
+        blocks=[Dense(4), nan_on_third_batch], batch_size=54, max_iter=5, random_state=0
+    )
+    with pytest.raises(FloatingPointError, match=r"Block 1 produced a non-finite loss in epoch 2"):
+        est.fit(X, y)  # 108 training rows -> 2 batches per epoch: the third is in epoch 2
+    assert not hasattr(est, "network_") and not hasattr(est, "n_features_in_")
+
+
+def test_failed_warm_fit_keeps_last_good_state(small_data):
+    X, y = small_data
+    est = DeInfoRegClassifier(blocks=[Dense(4)], max_iter=1, warm_start=True, random_state=0).fit(X, y)
+    before = est.predict_proba(X)
+    state = {k: v.clone() for k, v in est.network_.state_dict().items()}
+    with pytest.raises(ValueError):
+        est.fit(X[:, :3], y)  # wrong width
+    est.set_params(warm_start=False, blocks=[Dense(4), nan_on_fifth_batch], max_iter=3, batch_size=20)
+    with pytest.raises(FloatingPointError):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    for k, v in est.network_.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+    assert est.n_iter_ == 1
+
+
+def test_interrupt_leaves_last_good_state(small_data, monkeypatch):
+    X, y = small_data
+    est = DeInfoRegClassifier(blocks=[Dense(4)], max_iter=5, warm_start=True, random_state=0).fit(X, y)
+    before = est.predict_proba(X)
+    calls = {"n": 0}
+    original = StepTrainer.step
+
+    def interrupted(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(StepTrainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)

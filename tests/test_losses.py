@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from deinforeg_sklearn.losses import info_regularization_loss
+
+
+def numpy_reference(z, y, n_classes, weights=(1.0, 1.0, 1.0)):
+    """Algorithm 1 with the authors' constants, written independently in float64 NumPy."""
+    z = np.asarray(z, dtype=np.float64)
+    n, c = z.shape
+    nz = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    xm = nz - nz.mean(axis=0)
+    std = np.sqrt(xm.var(axis=0, ddof=1) + 1e-7)
+    var = np.mean(np.maximum(0.0, 1.0 - std)) / n
+
+    def sim(a):
+        a = a - a.mean(axis=1, keepdims=True)
+        a = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-8)
+        return np.clip(a @ a.T, -1.0, 1.0)
+
+    onehot = np.eye(n_classes)[y]
+    inv = np.mean((sim(onehot) - sim(nz)) ** 2)
+    cov = xm.T @ xm / n
+    off = cov[~np.eye(c, dtype=bool)]
+    cov_loss = np.sum(off**2) / c
+    parts = {"variance": var, "invariance": inv, "covariance": cov_loss}
+    total = weights[0] * var + weights[1] * inv + weights[2] * cov_loss
+    return total, parts
+
+
+@pytest.mark.parametrize("n,c,k,seed", [(2, 3, 2, 0), (16, 8, 3, 1), (128, 64, 10, 2), (33, 200, 5, 3)])
+def test_matches_numpy_reference(n, c, k, seed):
+    rng = np.random.RandomState(seed)
+    z = rng.randn(n, c).astype(np.float64)
+    y = rng.randint(0, k, n)
+    total, parts = info_regularization_loss(torch.tensor(z), torch.tensor(y), k, return_parts=True)
+    ref_total, ref_parts = numpy_reference(z, y, k)
+    np.testing.assert_allclose(total.item(), ref_total, rtol=1e-5)
+    for name in ref_parts:
+        np.testing.assert_allclose(parts[name].item(), ref_parts[name], rtol=1e-5, atol=1e-12)
+
+
+def test_matches_numpy_reference_float32():
+    rng = np.random.RandomState(7)
+    z = rng.randn(64, 32).astype(np.float32)
+    y = rng.randint(0, 4, 64)
+    total = info_regularization_loss(torch.tensor(z), torch.tensor(y), 4)
+    np.testing.assert_allclose(total.item(), numpy_reference(z, y, 4)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("drop", [0, 1, 2])
+def test_zero_weight_removes_its_term(drop):
+    rng = np.random.RandomState(1)
+    z = torch.tensor(rng.randn(20, 6))
+    y = torch.tensor(rng.randint(0, 3, 20))
+    weights = [1.0, 1.0, 1.0]
+    weights[drop] = 0.0
+    total, parts = info_regularization_loss(z, y, 3, weights=weights, return_parts=True)
+    names = ["variance", "invariance", "covariance"]
+    _, full = info_regularization_loss(z, y, 3, return_parts=True)
+    expected = sum(full[name] for i, name in enumerate(names) if i != drop)
+    assert parts[names[drop]].item() == 0.0
+    assert full[names[drop]].item() > 0.0
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-12)
+
+
+def test_weights_scale_terms():
+    rng = np.random.RandomState(2)
+    z = torch.tensor(rng.randn(10, 4))
+    y = torch.tensor(rng.randint(0, 2, 10))
+    total, parts = info_regularization_loss(z, y, 2, weights=(2.0, 0.5, 3.0), return_parts=True)
+    expected = 2.0 * parts["variance"] + 0.5 * parts["invariance"] + 3.0 * parts["covariance"]
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-12)
+
+
+def test_scalar_without_parts():
+    z = torch.randn(5, 3)
+    out = info_regularization_loss(z, torch.tensor([0, 1, 0, 1, 2]), 3)
+    assert isinstance(out, torch.Tensor) and out.dim() == 0
+
+
+def test_batch_of_one_is_refused():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        info_regularization_loss(torch.randn(1, 4), torch.tensor([0]), 2)
+
+
+def _check_finite(z_np, y_np, k):
+    z = torch.tensor(z_np, requires_grad=True)
+    loss = info_regularization_loss(z, torch.tensor(y_np), k)
+    assert torch.isfinite(loss)
+    assert loss.item() >= 0.0
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(2, 40),
+    c=st.integers(1, 16),
+    k=st.integers(2, 6),
+)
+def test_finite_and_nonnegative(data, n, c, k):
+    z = data.draw(arrays(np.float64, (n, c), elements=st.floats(-1e3, 1e3)))
+    y = data.draw(arrays(np.int64, (n,), elements=st.integers(0, k - 1)))
+    _check_finite(z, y, k)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    row=arrays(np.float64, (8,), elements=st.floats(-10, 10)),
+    n=st.integers(2, 20),
+    k=st.integers(2, 5),
+    seed=st.integers(0, 1000),
+)
+def test_collapsed_embeddings_are_finite(row, n, k, seed):
+    z = np.tile(row, (n, 1))  # every sample has the same embedding (zero rows included)
+    y = np.random.RandomState(seed).randint(0, k, n)
+    _check_finite(z, y, k)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    base=arrays(np.float64, (3, 5), elements=st.floats(-5, 5)),
+    repeats=st.integers(1, 6),
+)
+def test_duplicated_embeddings_are_finite(base, repeats):
+    z = np.repeat(base, repeats + 1, axis=0)
+    y = np.repeat(np.array([0, 1, 2]), repeats + 1)
+    _check_finite(z, y, 3)
+
+
+def test_collapse_is_penalised_more_than_spread():
+    y = torch.tensor([0, 1] * 8)
+    collapsed = torch.ones(16, 8)
+    spread = torch.nn.functional.one_hot(y, 8).double() * 3 + 0.01 * torch.randn(16, 8, dtype=torch.double)
+    _, p_col = info_regularization_loss(collapsed.double(), y, 2, return_parts=True)
+    _, p_spr = info_regularization_loss(spread, y, 2, return_parts=True)
+    assert p_col["variance"] > p_spr["variance"]
+    assert p_col["invariance"] > p_spr["invariance"]
