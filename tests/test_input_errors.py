@@ -59,12 +59,17 @@ def test_input_shape_mismatch(small_data, no_training):
         DeInfoRegClassifier(input_shape=(1, 2, 2)).fit(*small_data)
 
 
-@pytest.mark.parametrize("device", ["cuda:0", 0, "cuda:7", "tpu", ["cpu", "cpu"]])
+@pytest.mark.parametrize("device", ["cuda:0", 0, "cuda:7", "tpu", ["cpu", "cuda:3"], [0, 1]])
 def test_device_not_present(device, small_data, no_training):
-    if torch.cuda.is_available() and device in ("cuda:0", 0):
+    if torch.cuda.device_count() >= 2 and device in ("cuda:0", 0, [0, 1]):
         pytest.skip("this machine has a CUDA device")
     with pytest.raises(ValueError, match="not present|not a device|not supported|one device"):
         DeInfoRegClassifier(devices=device).fit(*small_data)
+
+
+def test_backprop_refuses_several_devices(small_data, no_training):
+    with pytest.raises(ValueError, match="trains end to end on one device"):
+        BackpropClassifier(devices=["cpu", "cpu"]).fit(*small_data)
 
 
 def test_bad_parameters_are_named(small_data, no_training):

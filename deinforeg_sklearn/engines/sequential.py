@@ -1,65 +1,42 @@
-"""The sequential schedule: for each batch, each unit in turn, on one device.
+"""The sequential schedule: for each batch, each block in turn, on one device.
 
-This is the reference every other engine must reproduce: a unit reads only the previous
-unit's detached output for the same batch, so any schedule that keeps that data flow (and the
-order of batches per unit) performs the same arithmetic.
+This is the reference every other engine must reproduce.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
 from deinforeg_sklearn.training.step import StepTrainer
 
-MaskFn = Callable[[torch.Tensor], torch.Tensor | None]
 
+class SequentialEngine(Engine):
+    """All blocks on one device, one batch at a time."""
 
-def train_epoch(
-    trainers: Sequence[StepTrainer],
-    X: torch.Tensor,
-    y: torch.Tensor,
-    batches: Sequence[np.ndarray],
-    device: torch.device,
-    mask_fn: MaskFn,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    epoch: int = 0,
-) -> np.ndarray:
-    """Train every unit on every batch; return per-unit mean stats (last column: accuracy).
+    def __init__(self, trainers: Sequence[StepTrainer], device: torch.device) -> None:
+        self.trainers = list(trainers)
+        self.device = device
+        self.stage_sizes = [len(self.trainers)]
 
-    Raises
-    ------
-    FloatingPointError
-        When a unit's loss is not finite, naming the block and the epoch.
-    """
-    n_units = len(trainers)
-    sums: list[torch.Tensor | float] = [0.0] * n_units
-    for index in batches:
-        idx = torch.from_numpy(index)
-        xb = X[idx].to(device, non_blocking=True)
-        yb = y[idx].to(device, non_blocking=True)
-        mask = mask_fn(xb)
-        if augment is not None:
-            xb = augment(xb)
-        h = xb
-        for u, trainer in enumerate(trainers):
-            try:
-                h, stats = trainer.step(h, yb, mask)
-            except FloatingPointError as exc:
-                raise FloatingPointError(
-                    f"Block {u} produced a non-finite loss in epoch {epoch + 1}: lower "
-                    "learning_rate, scale the input (e.g. StandardScaler), or check the data."
-                ) from exc
-            weight = torch.ones_like(stats) * len(index)
-            weight[-1] = 1.0  # the last entry is already a count of correct predictions
-            sums[u] = sums[u] + stats * weight
-    # One device-to-host copy per epoch, not one per step: a .item() per batch would make
-    # every step wait for the device.
-    table = torch.stack([torch.as_tensor(s) for s in sums]).double().cpu().numpy()
-    total = sum(len(b) for b in batches)
-    return table / total
+    def train_epoch(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batches: Sequence[np.ndarray],
+        mask_fn: MaskFn,
+        augment: Augment,
+        epoch: int,
+    ) -> np.ndarray:
+        units = range(len(self.trainers))
+        sums: list = [0.0] * len(self.trainers)
+        for index in batches:
+            h, yb, mask = prepare_batch(X, y, index, self.device, mask_fn, augment)
+            step_units(self.trainers, units, h, yb, mask, epoch, sums)
+        return stats_table(sums, sum(len(b) for b in batches))
 
 
 @torch.no_grad()

@@ -12,7 +12,8 @@ import copy
 import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -31,7 +32,7 @@ from deinforeg_sklearn.data.batches import epoch_batches
 from deinforeg_sklearn.data.inputs import as_token_ids, no_mask, sample_shape, to_tensor, token_mask
 from deinforeg_sklearn.data.split import validation_split
 from deinforeg_sklearn.devices import resolve_devices
-from deinforeg_sklearn.engines import evaluate_logits, train_epoch
+from deinforeg_sklearn.engines import Engine, SequentialEngine, evaluate_logits
 from deinforeg_sklearn.optim import make_optimizer
 
 #: Blocks used when ``blocks=None``: two dense blocks, like MLPClassifier's single hidden layer.
@@ -53,6 +54,22 @@ def _check_widths(name: str, widths: object) -> tuple[int, ...] | None:
     if any(not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in widths):
         raise ValueError(f"{name} must be None or a sequence of positive ints, got {widths!r}.")
     return tuple(int(w) for w in widths)
+
+
+@dataclass
+class FitPlan:
+    """The data and settings of one fit, as the engines and the epoch loop need them."""
+
+    X: torch.Tensor  # all rows, reshaped to the sample shape
+    y: torch.Tensor  # class indices
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    batch_size: int
+    epochs: int
+    mask_fn: Callable[[torch.Tensor], torch.Tensor | None]
+    augment: Callable[[torch.Tensor], torch.Tensor] | None
+    rng: np.random.Generator  # batch order
+    device: torch.device  # where evaluation batches go first
 
 
 class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
@@ -182,15 +199,26 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             raise
         return self
 
-    def _check_config(self) -> tuple[list[BlockSpec], torch.device]:
+    def _check_devices(self, devices: list[torch.device], n_blocks: int) -> None:
+        if len(devices) > 1:
+            raise ValueError(
+                f"devices={self.devices!r} names {len(devices)} devices, but "
+                f"{type(self).__name__} trains end to end on one device: pass a single device "
+                "(e.g. 'cpu' or 'cuda:0'). DeInfoRegClassifier can pipeline over several."
+            )
+
+    def _make_engine(
+        self, network: torch.nn.Module, devices: list[torch.device], plan: FitPlan, history: list[dict]
+    ) -> Engine:
+        """Place the network on its device(s) and return the engine that trains it."""
+        network.to(devices[0])
+        return SequentialEngine(network.trainers, devices[0])
+
+    def _check_config(self) -> tuple[list[BlockSpec], list[torch.device]]:
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
         _check_widths("projector", self.projector)
         devices = resolve_devices(self.devices)
-        if len(devices) > 1:
-            raise ValueError(
-                f"devices={self.devices!r} names {len(devices)} devices, but this estimator "
-                "trains on one device: pass a single device (e.g. 'cpu' or 'cuda:0')."
-            )
+        self._check_devices(devices, len(specs))
         if self._inference_mode() == "best" and not self.validation_fraction:
             raise ValueError(
                 'inference="best" chooses a block on the validation split: set '
@@ -198,7 +226,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             )
         if self.early_stopping and not self.validation_fraction:
             raise ValueError("early_stopping=True needs validation_fraction > 0 (e.g. 0.1).")
-        return specs, devices[0]
+        return specs, devices
 
     def _validate_xy(self, X, y, reset: bool, tokens: bool):
         dtype = np.float64 if tokens else np.float32
@@ -211,7 +239,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, classes, incremental: bool, partial: bool) -> None:
         """One ``fit`` (``partial=False``: max_iter epochs, validation split, new schedule) or one
         ``partial_fit`` call (one epoch on all rows, the schedule carries on)."""
-        specs, device = self._check_config()
+        specs, devices = self._check_config()
         tokens = specs[0].accepts == "tokens"
         X, y = self._validate_xy(X, y, reset=not incremental, tokens=tokens)
         shape = sample_shape(X.shape[1], self.input_shape)
@@ -259,7 +287,8 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         y_t = torch.from_numpy(y_idx.astype(np.int64))
         mask_fn = token_mask if tokens else no_mask
 
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             if incremental:
                 network = copy.deepcopy(self.network_)
@@ -269,26 +298,27 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             else:
                 max_token = int(X.max()) if tokens else None
                 network = self._new_network(specs, shape, len(classes_), max_token, self.max_iter * n_batches)
-            network.to(device)
             history = list(self.history_) if incremental else []
-            scores = self._train(
-                network,
+            plan = FitPlan(
                 X_t,
                 y_t,
                 train_idx,
                 val_idx,
                 batch_size,
                 epochs,
-                device,
                 mask_fn,
                 augmenter,
                 np.random.default_rng(seed),
-                history,
+                devices[0],
             )
+            with self._make_engine(network, devices, plan, history) as engine:
+                scores = self._train(network, engine, plan, history)
+                stage_sizes = engine.stage_sizes
 
         self.classes_ = classes_
         self.network_ = network
-        self.device_ = device
+        self.device_ = devices[0]
+        self.stage_sizes_ = stage_sizes
         self.input_shape_ = shape
         self.history_ = history
         self.block_scores_ = scores
@@ -299,6 +329,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
     def _new_network(self, specs, shape, n_classes, max_token, total_steps) -> torch.nn.Module:
         encoders: list[Encoder] = []
         widths: list[int] = []
+        out_shapes: list[tuple[int, ...]] = []
         in_shape = shape
         for i, spec in enumerate(specs):
             context = BuildContext(position=i, previous=specs[i - 1] if i else None, max_token_id=max_token)
@@ -310,6 +341,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             in_shape, width = _probe(encoder, in_shape, tokens=max_token is not None and i == 0)
             encoders.append(encoder)
             widths.append(width)
+            out_shapes.append(in_shape)
 
         def trainer_args(module: torch.nn.Module) -> dict:
             return {
@@ -321,45 +353,32 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
                 "total_steps": total_steps,
             }
 
-        return self._build_network(encoders, widths, n_classes, trainer_args)
+        network = self._build_network(encoders, widths, n_classes, trainer_args)
+        network.output_shapes = out_shapes  # per-sample output shape of each block
+        return network
 
     def _train(
-        self,
-        network,
-        X_t,
-        y_t,
-        train_idx,
-        val_idx,
-        batch_size,
-        epochs,
-        device,
-        mask_fn,
-        augmenter,
-        rng,
-        history,
+        self, network: torch.nn.Module, engine: Engine, plan: FitPlan, history: list[dict]
     ) -> np.ndarray | None:
         """Run the epochs; fill ``history``; return the validation accuracy of each head."""
-        X_train, y_train = X_t[train_idx], y_t[train_idx]
+        X_train, y_train = plan.X[plan.train_idx], plan.y[plan.train_idx]
         best_score, best_state, best_scores, stale = -np.inf, None, None, 0
         scores = None
         stopped_early = False
         names = network.stat_names
-        for _ in range(epochs):
+        for _ in range(plan.epochs):
             start = time.perf_counter()
             network.train()
-            stats = train_epoch(
-                network.trainers,
-                X_train,
-                y_train,
-                epoch_batches(len(train_idx), batch_size, rng),
-                device,
-                mask_fn,
-                augmenter,
-                epoch=len(history),
+            batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
+            stats = engine.train_epoch(
+                X_train, y_train, batches, plan.mask_fn, plan.augment, epoch=len(history)
             )
-            if val_idx is not None:
-                logits = evaluate_logits(network, X_t[val_idx], _PREDICT_BATCH, device, mask_fn)
-                y_val = y_t[val_idx].numpy()
+            if plan.val_idx is not None:
+                engine.sync()
+                logits = evaluate_logits(
+                    network, plan.X[plan.val_idx], _PREDICT_BATCH, plan.device, plan.mask_fn
+                )
+                y_val = plan.y[plan.val_idx].numpy()
                 scores = np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
             record = {"epoch": len(history) + 1, "time": time.perf_counter() - start, "blocks": []}
             for h in range(network.n_heads):
@@ -386,6 +405,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
                 if stale >= self.n_iter_no_change:
                     stopped_early = True
                     break
+        engine.sync()
         if self.early_stopping and best_state is not None:
             network.load_state_dict(best_state)
             scores = best_scores

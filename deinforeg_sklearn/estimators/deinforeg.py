@@ -6,10 +6,21 @@ from numbers import Real
 from typing import ClassVar
 
 import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from deinforeg_sklearn.blocks import Encoder
-from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, _check_widths
+from deinforeg_sklearn.engines import (
+    Engine,
+    balance,
+    check_placement,
+    default_engine,
+    measure_block_costs,
+    stage_units,
+)
+from deinforeg_sklearn.engines.base import prepare_batch
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitPlan, _check_widths
+from deinforeg_sklearn.estimators._pipeline import pipeline_engine
 from deinforeg_sklearn.heads import build_classifier, build_projector
 from deinforeg_sklearn.training import DecoupledNetwork, LocalBlock, LossConfig
 
@@ -64,8 +75,17 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         Image augmentation applied to each training batch (never at predict). "basic":
         random crop with padding + horizontal flip; "strong": basic + colour jitter + random
         grayscale; a callable (e.g. a torchvision v2 transform) gets the (N, C, H, W) batch.
-    devices : int, str, torch.device or list of one of them, default=None
-        Where the model trains and predicts; None is the CPU.
+    devices : int, str, torch.device or list of them, default=None
+        Where the model trains; None is the CPU. A list makes a pipeline with one stage per
+        entry (e.g. ``[0, 1]`` = cuda:0 and cuda:1, ``["cpu", "cpu"]`` = two CPU workers):
+        block l trains on batch t+1 while block l+1 trains on batch t. Results equal those of
+        the one-device run (see docs/pipeline.md).
+    placement : list of int, default=None
+        Blocks per stage, e.g. ``[1, 3]``; None balances the stages by the measured cost of a
+        block step on a probe batch.
+    engine : {"auto", "threads", "processes"}, default="auto"
+        How stages run concurrently: threads in this process, or one process per stage over
+        torch.distributed. "auto" picks by device type (see docs/pipeline.md).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, batch order and augmentation.
     verbose : int, default=0
@@ -109,6 +129,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "loss_weights": [tuple, list],
         "inference": [StrOptions({"last", "best"})],
+        "placement": [list, tuple, None],
+        "engine": [StrOptions({"auto", "threads", "processes"})],
     }
 
     def __init__(
@@ -132,6 +154,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         input_shape: tuple[int, ...] | None = None,
         augment=None,
         devices=None,
+        placement=None,
+        engine: str = "auto",
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
@@ -154,12 +178,46 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.input_shape = input_shape
         self.augment = augment
         self.devices = devices
+        self.placement = placement
+        self.engine = engine
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
 
     def _inference_mode(self) -> str:
         return self.inference
+
+    def _check_devices(self, devices: list[torch.device], n_blocks: int) -> None:
+        if len(devices) > n_blocks:
+            raise ValueError(
+                f"devices names {len(devices)} stages but there are only {n_blocks} blocks: "
+                "give at most one device per block."
+            )
+        if self.placement is not None:
+            check_placement(self.placement, n_blocks, len(devices))
+
+    def _make_engine(
+        self, network: DecoupledNetwork, devices: list[torch.device], plan: FitPlan, history: list[dict]
+    ) -> Engine:
+        if len(devices) == 1:
+            return super()._make_engine(network, devices, plan, history)
+        stages = stage_units(self._stage_counts(network, devices, plan))
+        for units, device in zip(stages, devices, strict=True):
+            for u in units:
+                network.blocks[u].to(device)
+        kind = self.engine if self.engine != "auto" else default_engine(devices)
+        return pipeline_engine(self, network, stages, devices, plan, history, kind)
+
+    def _stage_counts(
+        self, network: DecoupledNetwork, devices: list[torch.device], plan: FitPlan
+    ) -> list[int]:
+        n_blocks = network.n_heads
+        if self.placement is not None:
+            return check_placement(self.placement, n_blocks, len(devices))
+        probe = plan.train_idx[: plan.batch_size]
+        network.to(devices[0])
+        x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
+        return balance(measure_block_costs(network.trainers, x, y, mask), len(devices))
 
     def _check_config(self):
         weights = tuple(self.loss_weights)

@@ -84,6 +84,9 @@ class DecoupledNetwork(nn.Module):
         out = []
         h = x
         for block in self.blocks[: None if last is None else last + 1]:
+            device = next(block.parameters()).device  # blocks may sit on different devices
+            h = h.to(device, non_blocking=True)
+            mask = None if mask is None else mask.to(device, non_blocking=True)
             h = block(h, mask)
             out.append(block.logits(h, mask))
         return out

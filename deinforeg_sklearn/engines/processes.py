@@ -1,0 +1,220 @@
+"""Pipeline engine with one process per stage over torch.distributed.
+
+Every rank runs the same epoch loop (SPMD), stage r on rank r:
+
+* rank 0 reads the data and trains the first stage; rank r > 0 receives each batch's activations,
+  labels (and padding mask) from rank r - 1, trains its blocks, and sends its output to r + 1;
+* sends are asynchronous with at most ``depth`` batches in flight per link (bounded buffers);
+* after each epoch the stats, and (when asked) the trained states, are all-gathered, so every
+  rank holds the whole trained network and takes the same early-stopping decisions.
+
+Two ways to get the ranks: under ``torchrun`` (or any launcher that set up a process group or
+the env:// variables) each process is one rank; otherwise :func:`run_local` makes the caller rank
+0 and spawns ranks 1..K-1 on this machine. Activations travel through gloo, on the CPU; stages
+on CUDA copy them to and from the host at the stage boundaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
+from deinforeg_sklearn.training.step import StepTrainer
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """What crosses from stage r to r + 1 for each batch: shapes per sample, and whether a mask does."""
+
+    sample_shape: tuple[int, ...]
+    mask_steps: int | None  # length of the padding mask (token input), or None
+
+
+class ProcessEngine(Engine):
+    """Stage ``rank`` of a pipeline whose stages are the ranks of the default process group.
+
+    Parameters
+    ----------
+    network : DecoupledNetwork
+        The whole network (every rank builds the same one); this rank trains ``stages[rank]``.
+    stages : list of list of int
+    devices : list of torch.device
+    boundaries : list of Boundary
+        ``boundaries[r]`` describes what stage r sends to stage r + 1.
+    depth : int, default=2
+        Batches in flight per link.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        stages: list[list[int]],
+        devices: list[torch.device],
+        boundaries: list[Boundary],
+        depth: int = 2,
+        launcher: Callable[[], contextlib.AbstractContextManager] | None = None,
+        cpu_threads: int | None = None,
+    ) -> None:
+        self.launcher = launcher
+        self.cpu_threads = cpu_threads
+        self.network = network
+        self.trainers: list[StepTrainer] = network.trainers
+        self.stages = stages
+        self.devices = devices
+        self.boundaries = boundaries
+        self.depth = depth
+        self.busy_seconds = [0.0] * len(stages)
+        self.stage_sizes = [len(s) for s in stages]
+
+    @property
+    def rank(self) -> int:
+        return dist.get_rank()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # The launcher (spawned children, or an env:// group) sees the exception, so that it
+        # can stop the other ranks and add their tracebacks to it.
+        try:
+            if self._group is not None:
+                self._group.__exit__(exc_type, exc, tb)
+        finally:
+            torch.set_num_threads(self._saved_threads)
+
+    def start(self) -> None:
+        self._saved_threads = torch.get_num_threads()
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        self._group = None
+        if self.launcher is not None:
+            self._group = self.launcher()
+            self._group.__enter__()
+        world = dist.get_world_size()
+        if world != len(self.stages):
+            raise ValueError(
+                f"The process group has {world} ranks but the pipeline has {len(self.stages)} "
+                "stages: launch one process per entry of devices."
+            )
+        # Ranks started by a launcher measured block costs on their own and may have split the
+        # blocks differently; every rank must run rank 0's split.
+        agreed = [self.stages]
+        dist.broadcast_object_list(agreed, src=0)
+        if agreed[0] != self.stages:
+            self.stages = agreed[0]
+            self.stage_sizes = [len(s) for s in self.stages]
+            for units, device in zip(self.stages, self.devices, strict=True):
+                for u in units:
+                    self.trainers[u].unit.to(device)
+
+    def train_epoch(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batches: Sequence[np.ndarray],
+        mask_fn: MaskFn,
+        augment: Augment,
+        epoch: int,
+    ) -> np.ndarray:
+        rank, last = self.rank, len(self.stages) - 1
+        device = self.devices[rank]
+        sums: list = [0.0] * len(self.trainers)
+        in_flight: list[list[dist.Work]] = []
+        for index in batches:
+            if rank == 0:
+                h, yb, mask = prepare_batch(X, y, index, device, mask_fn, augment)
+            else:
+                h, yb, mask = self._receive(len(index), device)
+            start = time.perf_counter()
+            h = step_units(self.trainers, self.stages[rank], h, yb, mask, epoch, sums)
+            self.busy_seconds[rank] += time.perf_counter() - start
+            if rank < last:
+                if len(in_flight) >= self.depth:
+                    for work in in_flight.pop(0):
+                        work.wait()
+                in_flight.append(self._send(h, yb, mask))
+        for works in in_flight:
+            for work in works:
+                work.wait()
+        mine = {u: torch.as_tensor(sums[u]).double().cpu().numpy() for u in self.stages[rank]}
+        gathered: list[dict] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        dist.all_gather_object(gathered, mine)
+        for part in gathered:
+            for u, value in part.items():
+                sums[u] = value
+        return stats_table(sums, sum(len(b) for b in batches))
+
+    def sync(self) -> None:
+        """All-gather every stage's trained state (weights, buffers, optimiser, schedule)."""
+        rank = self.rank
+        mine = {
+            u: (
+                {k: v.cpu() for k, v in self.trainers[u].unit.state_dict().items()},
+                _cpu_state(self.trainers[u].optimizer.state_dict()),
+                self.trainers[u].steps_done,
+            )
+            for u in self.stages[rank]
+        }
+        gathered: list[dict] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        dist.all_gather_object(gathered, mine)
+        for part in gathered:
+            for u, (module_state, optim_state, steps) in part.items():
+                if u in self.stages[rank]:
+                    continue
+                self.trainers[u].unit.load_state_dict(module_state)
+                self.trainers[u].optimizer.load_state_dict(optim_state)
+                self.trainers[u].steps_done = steps
+
+    def _send(self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> list[dist.Work]:
+        dst = self.rank + 1
+        # gloo moves CPU tensors; a CUDA stage stages its output through host memory
+        tensors = [h.detach().float().cpu().contiguous(), y.cpu().contiguous()]
+        if mask is not None:
+            tensors.append(mask.to(torch.uint8).cpu().contiguous())
+        return [dist.isend(t, dst) for t in tensors]
+
+    def _receive(
+        self, n: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        src = self.rank - 1
+        boundary = self.boundaries[src]
+        h = torch.empty((n, *boundary.sample_shape), dtype=torch.float32)
+        yb = torch.empty(n, dtype=torch.int64)
+        dist.recv(h, src)
+        dist.recv(yb, src)
+        mask = None
+        if boundary.mask_steps is not None:
+            raw = torch.empty((n, boundary.mask_steps), dtype=torch.uint8)
+            dist.recv(raw, src)
+            mask = raw.bool().to(device)
+        return h.to(device), yb.to(device), mask
+
+
+def _cpu_state(state: dict) -> dict:
+    """An optimiser state_dict with every tensor on the CPU (to pickle across ranks)."""
+    out = {"param_groups": state["param_groups"], "state": {}}
+    for key, value in state["state"].items():
+        out["state"][key] = {k: v.cpu() if torch.is_tensor(v) else v for k, v in value.items()}
+    return out
+
+
+def launched_by_torchrun() -> bool:
+    """True when this process is one rank of a launcher-made job (env:// variables set)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
+@contextlib.contextmanager
+def env_group() -> Iterator[None]:
+    """A gloo group from the env:// variables that ``torchrun`` sets, for the length of a fit."""
+    from deinforeg_sklearn.engines.launch import dist_timeout
+
+    dist.init_process_group("gloo", init_method="env://", timeout=dist_timeout())
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()

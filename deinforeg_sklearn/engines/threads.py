@@ -1,0 +1,166 @@
+"""Pipeline engine with one thread per stage in this process.
+
+Why threads can overlap at all: PyTorch releases the GIL inside its kernels, so while one
+stage's thread runs a convolution, another's can run its own. Python-level work between
+kernels still takes turns on the GIL; stages made of many small operations overlap less than
+stages made of a few large ones (see docs/pipeline.md for measurements).
+
+Stages talk through bounded queues (``depth`` batches at most in flight between two stages),
+so a fast stage cannot run ahead and fill memory. On CUDA each stage runs on its own stream and
+hands tensors over with events (see :mod:`transfer`). Every wait polls an abort flag, so an
+error in any stage, or Ctrl-C in the caller, stops all stages within one poll interval and
+leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
+from deinforeg_sklearn.engines.transfer import Handoff, receive, send
+from deinforeg_sklearn.training.step import StepTrainer
+
+_DONE = object()
+_POLL_S = 0.05
+
+
+def _put(q: queue.Queue, item: object, abort: threading.Event) -> bool:
+    while not abort.is_set():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, abort: threading.Event) -> object | None:
+    while not abort.is_set():
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+    return None
+
+
+class ThreadEngine(Engine):
+    """One worker thread per stage; stage s runs blocks ``stages[s]`` on ``devices[s]``.
+
+    Parameters
+    ----------
+    trainers : sequence of StepTrainer
+    stages : list of list of int
+        Block indices of each stage, contiguous and in order.
+    devices : list of torch.device
+        One per stage; the stage's blocks must already be there.
+    depth : int, default=2
+        Batches that may wait between two stages.
+    cpu_threads : int or None
+        torch intra-op threads during the fit (the setting is process-wide, so CPU stages
+        share it); restored afterwards.
+    """
+
+    def __init__(
+        self,
+        trainers: Sequence[StepTrainer],
+        stages: list[list[int]],
+        devices: list[torch.device],
+        depth: int = 2,
+        cpu_threads: int | None = None,
+    ) -> None:
+        self.trainers = list(trainers)
+        self.stages = stages
+        self.devices = devices
+        self.depth = depth
+        self.cpu_threads = cpu_threads
+        self.busy_seconds = [0.0] * len(stages)
+        self.stage_sizes = [len(s) for s in stages]
+
+    def start(self) -> None:
+        self._saved_threads = torch.get_num_threads()
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        self.streams = [torch.cuda.Stream(device=d) if d.type == "cuda" else None for d in self.devices]
+
+    def close(self, failed: bool = False) -> None:
+        torch.set_num_threads(self._saved_threads)
+
+    def train_epoch(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batches: Sequence[np.ndarray],
+        mask_fn: MaskFn,
+        augment: Augment,
+        epoch: int,
+    ) -> np.ndarray:
+        n = len(self.stages)
+        queues = [queue.Queue(maxsize=self.depth) for _ in range(n)]
+        abort = threading.Event()
+        failures: list[BaseException] = []
+        sums: list = [0.0] * len(self.trainers)
+        data = (X, y, mask_fn, augment)
+        workers = [
+            threading.Thread(
+                target=self._run_stage,
+                args=(s, queues, abort, failures, sums, epoch, data),
+                name=f"deinforeg-stage-{s}",
+                daemon=True,
+            )
+            for s in range(n)
+        ]
+        for w in workers:
+            w.start()
+        try:
+            for index in batches:
+                if not _put(queues[0], index, abort):
+                    break
+            _put(queues[0], _DONE, abort)
+            for w in workers:
+                while w.is_alive():
+                    w.join(timeout=_POLL_S)
+        except BaseException:
+            abort.set()  # Ctrl-C or any error here: stop every stage at its next poll
+            for w in workers:
+                w.join()
+            raise
+        if failures:
+            raise failures[0]
+        return stats_table(sums, sum(len(b) for b in batches))
+
+    def _run_stage(self, s, queues, abort, failures, sums, epoch, data) -> None:
+        X, y, mask_fn, augment = data
+        device, stream = self.devices[s], self.streams[s]
+        last = s == len(self.stages) - 1
+        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+        try:
+            with ctx:
+                while True:
+                    item = _get(queues[s], abort)
+                    if item is None:
+                        return
+                    if item is _DONE:
+                        if not last:
+                            _put(queues[s + 1], _DONE, abort)
+                        return
+                    if s == 0:
+                        h, yb, mask = prepare_batch(X, y, item, device, mask_fn, augment)
+                    else:
+                        h, yb, mask = receive(item, stream)
+                    start = time.perf_counter()
+                    h = step_units(self.trainers, self.stages[s], h, yb, mask, epoch, sums)
+                    self.busy_seconds[s] += time.perf_counter() - start
+                    if not last:
+                        handoff: Handoff = send((h, yb, mask), self.devices[s + 1])
+                        if not _put(queues[s + 1], handoff, abort):
+                            return
+        except BaseException as exc:  # reported to the caller, which re-raises it
+            failures.append(exc)
+            abort.set()

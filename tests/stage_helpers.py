@@ -1,0 +1,32 @@
+"""Blocks that fail on purpose, importable by spawned stage processes."""
+
+import os
+import signal
+
+from torch import nn
+
+
+class FailOnBatch(nn.Module):
+    """Linear layer that raises (or kills its own process) on its ``k``-th training batch."""
+
+    def __init__(self, width: int, k: int, kill: bool = False) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.k, self.kill, self.calls = k, kill, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.k:
+                if self.kill:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise RuntimeError(f"boom on training batch {self.k}")
+        return self.linear(x)
+
+
+def raise_on_third(shape):
+    return FailOnBatch(shape[0], 3)
+
+
+def killed_on_third(shape):
+    return FailOnBatch(shape[0], 3, kill=True)

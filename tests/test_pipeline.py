@@ -1,0 +1,211 @@
+"""Pipelined multi-device training: placement, the engine invariant, faults, torchrun."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from stage_helpers import killed_on_third, raise_on_third
+
+from deinforeg_sklearn import DeInfoRegClassifier
+from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Embedding
+from deinforeg_sklearn.engines import balance, default_engine
+from deinforeg_sklearn.engines.launch import StageProcessError
+
+IMAGE_BLOCKS = [Conv((4,)), Conv((4, "M")), Dense(8), Dense(8)]
+
+
+@pytest.fixture
+def one_thread():
+    # The sequential reference and every CPU stage then use one thread: same kernels, same sums.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    X = rng.rand(203, 2 * 6 * 6).astype(np.float32)  # 182 training rows: 5 batches of 32 + 22
+    return X, rng.randint(0, 3, 203)
+
+
+def fit(X, y, **kw):
+    params = {
+        "blocks": IMAGE_BLOCKS,
+        "input_shape": (2, 6, 6),
+        "max_iter": 2,
+        "batch_size": 32,
+        "random_state": 0,
+    }
+    params.update(kw)
+    return DeInfoRegClassifier(**params).fit(X, y)
+
+
+def assert_same_training(a, b, X):
+    for (name, va), vb in zip(a.network_.state_dict().items(), b.network_.state_dict().values(), strict=True):
+        torch.testing.assert_close(va.cpu(), vb.cpu(), atol=1e-5, rtol=0, msg=name)  # weights, BN buffers
+    for ta, tb in zip(a.network_.trainers, b.network_.trainers, strict=True):
+        assert ta.steps_done == tb.steps_done
+        sa, sb = ta.optimizer.state_dict()["state"], tb.optimizer.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            for field in sa[key]:
+                torch.testing.assert_close(sa[key][field], sb[key][field], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
+    assert len(a.history_) == len(b.history_)
+    for ra, rb in zip(a.history_, b.history_, strict=True):
+        for block_a, block_b in zip(ra["blocks"], rb["blocks"], strict=True):
+            assert block_a == pytest.approx(block_b, abs=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["threads", "processes"])
+@pytest.mark.parametrize("n_stages", [2, 4])
+def test_pipeline_matches_sequential(engine, n_stages, images, one_thread):
+    X, y = images
+    sequential = fit(X, y)
+    piped = fit(X, y, devices=["cpu"] * n_stages, engine=engine)
+    assert sum(piped.stage_sizes_) == 4 and len(piped.stage_sizes_) == n_stages
+    assert_same_training(sequential, piped, X)
+
+
+def test_process_pipeline_carries_padding_masks(one_thread):
+    rng = np.random.RandomState(0)
+    X = rng.randint(2, 40, size=(90, 6))
+    X[np.arange(6) >= rng.randint(1, 7, 90)[:, None]] = 0
+    y = X[:, 0] % 2
+    kw = {"blocks": [Embedding(6), LSTM(4), LSTM(4)], "max_iter": 2, "batch_size": 16, "random_state": 0}
+    sequential = DeInfoRegClassifier(**kw).fit(X, y)
+    piped = DeInfoRegClassifier(devices=["cpu", "cpu"], engine="processes", placement=[1, 2], **kw).fit(X, y)
+    assert_same_training(sequential, piped, X)
+
+
+def test_warm_start_and_early_stopping_through_threads(images, one_thread):
+    X, y = images
+    kw = {"warm_start": True, "early_stopping": True, "n_iter_no_change": 1, "max_iter": 3}
+    a = fit(X, y, **kw)
+    b = fit(X, y, devices=["cpu", "cpu"], engine="threads", **kw)
+    a.fit(X, y)
+    b.fit(X, y)
+    assert_same_training(a, b, X)
+
+
+def test_balance():
+    assert balance([1, 1, 1, 1], 2) == [2, 2]
+    assert balance([5, 1, 1, 1], 2) == [1, 3]
+    assert balance([1, 1, 1, 9], 2) == [3, 1]
+    assert balance([2, 2, 2], 3) == [1, 1, 1]
+    with pytest.raises(ValueError):
+        balance([1, 1], 3)
+
+
+def test_balanced_placement_follows_measured_cost(images, one_thread):
+    X, y = images
+    heavy = [Conv((32, 32, 32)), Dense(4), Dense(4), Dense(4)]
+    est = fit(X, y, blocks=heavy, devices=["cpu", "cpu"], engine="threads", max_iter=1)
+    assert est.stage_sizes_ == [1, 3]
+
+
+def test_explicit_placement(images):
+    X, y = images
+    est = fit(X, y, devices=["cpu", "cpu"], placement=[3, 1], engine="threads", max_iter=1)
+    assert est.stage_sizes_ == [3, 1]
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"devices": ["cpu"] * 5}, "only 4 blocks"),
+        ({"devices": ["cpu", "cpu"], "placement": [2, 1]}, "adding up to the 4 blocks"),
+        ({"devices": ["cpu", "cpu"], "placement": [4]}, "each of the 2 devices"),
+        ({"devices": ["cpu", "cuda:5"]}, "not present"),
+    ],
+)
+def test_bad_pipeline_configuration(kw, match, images):
+    X, y = images
+    with pytest.raises(ValueError, match=match):
+        fit(X, y, **kw)
+
+
+def test_default_engine():
+    assert default_engine([torch.device("cpu")] * 2) == "processes"
+    assert default_engine([torch.device("cuda", 0), torch.device("cuda", 1)]) == "threads"
+
+
+def stage_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("deinforeg-stage")]
+
+
+@pytest.mark.parametrize("engine", ["threads", "processes"])
+@pytest.mark.parametrize("failing_stage", [0, 1])
+def test_exception_in_a_stage(engine, failing_stage):
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(120, 6).astype(np.float32), rng.randint(0, 2, 120)
+    blocks = [Dense(6), Dense(6), Dense(6)]
+    blocks[0 if failing_stage == 0 else 2] = raise_on_third
+    threads_before = torch.get_num_threads()
+    est = DeInfoRegClassifier(
+        blocks=blocks, devices=["cpu", "cpu"], placement=[1, 2], engine=engine, batch_size=16
+    )
+    start = time.monotonic()
+    expected = StageProcessError if engine == "processes" and failing_stage == 1 else RuntimeError
+    with pytest.raises(expected, match="boom on training batch 3"):
+        est.fit(X, y)
+    assert time.monotonic() - start < 30
+    assert not hasattr(est, "network_")
+    assert not stage_threads() and not multiprocessing.active_children()
+    assert torch.get_num_threads() == threads_before
+
+
+def test_killed_stage_process_is_reported():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(120, 6).astype(np.float32), rng.randint(0, 2, 120)
+    est = DeInfoRegClassifier(blocks=[Dense(6)] * 3, batch_size=16, max_iter=1, random_state=0).fit(X, y)
+    before = est.predict_proba(X)
+    # the third block SIGKILLs its own process (stage 1, spawned) on its third batch
+    est.set_params(
+        blocks=[Dense(6), Dense(6), killed_on_third],
+        devices=["cpu", "cpu"],
+        placement=[2, 1],
+        engine="processes",
+    )
+    start = time.monotonic()
+    with pytest.raises(StageProcessError, match="stage 1 .* died with exit code -9"):
+        est.fit(X, y)
+    assert time.monotonic() - start < 30
+    assert not multiprocessing.active_children()
+    np.testing.assert_array_equal(est.predict_proba(X), before)  # the last good state
+
+
+def test_two_process_torchrun_job(tmp_path, one_thread):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    job = os.path.join(os.path.dirname(__file__), "torchrun_job.py")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            job,
+            str(tmp_path),
+        ],
+        check=True,
+        env=env,
+        timeout=240,
+        capture_output=True,
+    )
+    sys.path.insert(0, os.path.dirname(__file__))
+    from torchrun_job import PARAMS, data
+
+    X, y = data()
+    expected = DeInfoRegClassifier(**PARAMS).fit(X, y).predict_proba(X)
+    for rank in (0, 1):
+        np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)

@@ -1,0 +1,29 @@
+"""One rank of a 2-process pipeline launched by torchrun (used by tests/test_pipeline.py).
+
+Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/torchrun_job.py OUT_DIR
+Every rank fits on the same data and saves its predict_proba to OUT_DIR/rank<R>.npy.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+
+from deinforeg_sklearn import DeInfoRegClassifier
+from deinforeg_sklearn.blocks import Dense
+
+
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 6).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+
+
+PARAMS = {"blocks": [Dense(8), Dense(8), Dense(8)], "max_iter": 2, "batch_size": 32, "random_state": 0}
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    X, y = data()
+    est = DeInfoRegClassifier(devices=["cpu", "cpu"], engine="processes", **PARAMS).fit(X, y)
+    np.save(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.npy"), est.predict_proba(X))
