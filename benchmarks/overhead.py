@@ -16,23 +16,15 @@ import statistics
 
 import numpy as np
 import torch
+from models import REDUCED_VGG  # benchmarks/models.py
 
 from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
-from deinforeg_sklearn.blocks import Conv, Dense
+from deinforeg_sklearn.blocks import Dense
 
 MODELS = {
     # name: (blocks, input_shape, n_samples)
     "dense 4x256": ([Dense(256)] * 4, (64,), 4096),
-    "reduced VGG (3x32x32)": (
-        [
-            Conv((32, 32, "M"), head_pool=2),
-            Conv((64, "M"), head_pool=2),
-            Conv((128, "M"), head_pool=2),
-            Conv((128, "M"), head_pool=2),
-        ],
-        (3, 32, 32),
-        1024,
-    ),
+    "reduced VGG (3x32x32)": (REDUCED_VGG, (3, 32, 32), 1024),
 }
 
 

@@ -134,8 +134,23 @@ def test_bad_pipeline_configuration(kw, match, images):
 
 
 def test_default_engine():
-    assert default_engine([torch.device("cpu")] * 2) == "processes"
-    assert default_engine([torch.device("cuda", 0), torch.device("cuda", 1)]) == "threads"
+    cpu = [torch.device("cpu")] * 2
+    assert default_engine(cpu, 0.003) == "processes"  # small steps: the GIL would serialise threads
+    assert default_engine(cpu, 0.1) == "threads"  # large kernels: threads avoid activation copies
+    assert default_engine([torch.device("cuda", 0), torch.device("cuda", 1)], 0.003) == "threads"
+
+
+def test_auto_engine_follows_the_measured_step(images, monkeypatch):
+    import deinforeg_sklearn.estimators.deinforeg as module
+
+    chosen = []
+    real = module.pipeline_engine
+    monkeypatch.setattr(
+        module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
+    )
+    X, y = images
+    fit(X, y, blocks=[Dense(4)] * 4, input_shape=None, devices=["cpu", "cpu"], max_iter=1)
+    assert chosen == ["processes"]  # tiny dense blocks step in well under 20 ms
 
 
 def stage_threads():

@@ -17,6 +17,7 @@ from deinforeg_sklearn.engines.sequential import SequentialEngine, evaluate_logi
 from deinforeg_sklearn.engines.threads import ThreadEngine
 
 __all__ = [
+    "SMALL_STEP_S",
     "Boundary",
     "Engine",
     "ProcessEngine",
@@ -40,12 +41,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_engine(devices: list[torch.device]) -> str:
-    """The engine ``engine="auto"`` picks (measurements behind it: docs/pipeline.md).
+#: On CPU stages, a stage step shorter than this (seconds, per batch) is dominated by many small
+#: operations, whose Python work takes turns on the GIL in the thread engine.
+SMALL_STEP_S = 0.02
 
-    CUDA stages: threads, since kernels run outside the GIL, streams overlap on the device
-    and activations move device to device without a trip through host memory. CPU stages:
-    processes, since each stage's Python work (dozens of small operations per block step)
-    then runs in parallel instead of taking turns on one GIL.
+
+def default_engine(devices: list[torch.device], stage_step_seconds: float | None = None) -> str:
+    """The engine ``engine="auto"`` picks, from the devices and the measured stage step time.
+
+    CUDA stages: threads. Kernels run outside the GIL, streams overlap on the device, and
+    activations move device to device without a trip through host memory.
+
+    CPU stages: processes when the costliest stage's step (on the probe batch) is shorter than
+    ``SMALL_STEP_S``, threads otherwise. Measured on 2 cores, 2 stages (docs/pipeline.md):
+    4 x Dense(256), ~3 ms per block step: processes 1.84x one stage, threads 1.42x (the stages'
+    Python work takes turns on the GIL); reduced VGG, 40-125 ms per block step: threads 1.81x,
+    processes 1.65x (the process engine copies every activation through gloo).
     """
-    return "threads" if any(d.type == "cuda" for d in devices) else "processes"
+    if any(d.type == "cuda" for d in devices):
+        return "threads"
+    if stage_step_seconds is not None and stage_step_seconds < SMALL_STEP_S:
+        return "processes"
+    return "threads"

@@ -21,7 +21,14 @@ Augment = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 class Engine:
-    """Base class: a context manager around the epochs of one fit."""
+    """Base class: a context manager around the epochs of one fit.
+
+    ``stage_sizes`` holds the number of blocks per stage, ``busy_seconds`` the time each stage
+    has spent in block steps so far (compute, not waiting).
+    """
+
+    stage_sizes: list[int]
+    busy_seconds: list[float]
 
     def __enter__(self) -> Engine:
         self.start()

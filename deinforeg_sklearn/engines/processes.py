@@ -142,9 +142,10 @@ class ProcessEngine(Engine):
             for work in works:
                 work.wait()
         mine = {u: torch.as_tensor(sums[u]).double().cpu().numpy() for u in self.stages[rank]}
-        gathered: list[dict] = [None] * dist.get_world_size()  # type: ignore[list-item]
-        dist.all_gather_object(gathered, mine)
-        for part in gathered:
+        gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        dist.all_gather_object(gathered, (rank, self.busy_seconds[rank], mine))
+        for other, busy, part in gathered:
+            self.busy_seconds[other] = busy
             for u, value in part.items():
                 sums[u] = value
         return stats_table(sums, sum(len(b) for b in batches))

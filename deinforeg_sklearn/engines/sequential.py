@@ -5,6 +5,7 @@ This is the reference every other engine must reproduce.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ class SequentialEngine(Engine):
         self.trainers = list(trainers)
         self.device = device
         self.stage_sizes = [len(self.trainers)]
+        self.busy_seconds = [0.0]
 
     def train_epoch(
         self,
@@ -35,7 +37,9 @@ class SequentialEngine(Engine):
         sums: list = [0.0] * len(self.trainers)
         for index in batches:
             h, yb, mask = prepare_batch(X, y, index, self.device, mask_fn, augment)
+            start = time.perf_counter()
             step_units(self.trainers, units, h, yb, mask, epoch, sums)
+            self.busy_seconds[0] += time.perf_counter() - start
         return stats_table(sums, sum(len(b) for b in batches))
 
 

@@ -370,9 +370,11 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             start = time.perf_counter()
             network.train()
             batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
+            busy_before = list(engine.busy_seconds)
             stats = engine.train_epoch(
                 X_train, y_train, batches, plan.mask_fn, plan.augment, epoch=len(history)
             )
+            elapsed = time.perf_counter() - start  # training only, without validation
             if plan.val_idx is not None:
                 engine.sync()
                 logits = evaluate_logits(
@@ -380,7 +382,14 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
                 )
                 y_val = plan.y[plan.val_idx].numpy()
                 scores = np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
-            record = {"epoch": len(history) + 1, "time": time.perf_counter() - start, "blocks": []}
+            record = {
+                "epoch": len(history) + 1,
+                "time": elapsed,
+                "stage_busy": [
+                    (b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)
+                ],
+                "blocks": [],
+            }
             for h in range(network.n_heads):
                 row = {name: float(stats[h, k]) for k, name in enumerate(names)}
                 row["train_accuracy"] = float(stats[h, -1])

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from deinforeg_sklearn.blocks import Encoder
 from deinforeg_sklearn.engines import (
     Engine,
+    available_cores,
     balance,
     check_placement,
     default_engine,
@@ -102,7 +103,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     n_iter_ : int
         Epochs trained since the model was created.
     history_ : list of dict
-        One dict per epoch: ``epoch``, ``time`` (seconds) and ``blocks``, a list with one dict
+        One dict per epoch: ``epoch``, ``time`` (seconds of training, without validation),
+        ``stage_busy`` (share of that time each pipeline stage spent in block steps) and
+        ``blocks``, a list with one dict
         per block holding ``variance``, ``invariance``, ``covariance``, ``cross_entropy``,
         ``loss`` (training means), ``train_accuracy`` and ``validation_accuracy`` (None
         without a validation split).
@@ -201,28 +204,43 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     ) -> Engine:
         if len(devices) == 1:
             return super()._make_engine(network, devices, plan, history)
-        stages = stage_units(self._stage_counts(network, devices, plan))
+        costs = None
+        if self.placement is None or (self.engine == "auto" and devices[0].type == "cpu"):
+            costs = self._block_costs(network, devices, plan)
+        if self.placement is not None:
+            counts = check_placement(self.placement, network.n_heads, len(devices))
+        else:
+            counts = balance(costs, len(devices))
+        stages = stage_units(counts)
         for units, device in zip(stages, devices, strict=True):
             for u in units:
                 network.blocks[u].to(device)
-        kind = self.engine if self.engine != "auto" else default_engine(devices)
+        kind = self.engine
+        if kind == "auto":
+            slowest = None if costs is None else max(sum(costs[u] for u in units) for units in stages)
+            kind = default_engine(devices, slowest)
         return pipeline_engine(self, network, stages, devices, plan, history, kind)
 
-    def _stage_counts(
+    def _block_costs(
         self, network: DecoupledNetwork, devices: list[torch.device], plan: FitPlan
-    ) -> list[int]:
-        n_blocks = network.n_heads
-        if self.placement is not None:
-            return check_placement(self.placement, n_blocks, len(devices))
+    ) -> list[float]:
+        """Seconds of one step of each block on a probe batch of the training data."""
         probe = plan.train_idx[: plan.batch_size]
         network.to(devices[0])
         x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
-        return balance(measure_block_costs(network.trainers, x, y, mask), len(devices))
+        saved = torch.get_num_threads()
+        if all(d.type == "cpu" for d in devices):  # measure with the threads each stage will get
+            torch.set_num_threads(max(1, available_cores() // len(devices)))
+        try:
+            return measure_block_costs(network.trainers, x, y, mask)
+        finally:
+            torch.set_num_threads(saved)
 
-    def _check_config(self):
+    def _check_config(self) -> tuple[list, list[torch.device]]:
         weights = tuple(self.loss_weights)
         if len(weights) != 3 or any(
-            not isinstance(w, (int, float, np.floating, np.integer)) or w < 0 for w in weights
+            not isinstance(w, (int, float, np.floating, np.integer)) or isinstance(w, bool) or w < 0
+            for w in weights
         ):
             raise ValueError(
                 "loss_weights must be 3 non-negative numbers (variance, invariance, covariance), "
