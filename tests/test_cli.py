@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -25,5 +26,6 @@ def test_console_script_full_demo():
     out = subprocess.run(
         [sys.executable, "-m", "deinforeg_sklearn.cli", "demo"], capture_output=True, text=True, check=True
     ).stdout
-    rows = [line.split() for line in out.splitlines() if line.startswith(("DeInfoReg ", "BP "))]
-    assert len(rows) == 2 and all(float(r[1]) >= 0.95 for r in rows)
+    rows = [m.groups() for m in re.finditer(r"^(DeInfoReg|BP)\s+([0-9.]+)\s+([0-9.]+)$", out, re.MULTILINE)]
+    assert [r[0] for r in rows] == ["DeInfoReg", "BP"]
+    assert all(float(acc) >= 0.95 for _, acc, _ in rows)
