@@ -75,6 +75,8 @@ def test_backprop_refuses_several_devices(small_data, no_training):
 def test_bad_parameters_are_named(small_data, no_training):
     with pytest.raises(ValueError, match="'alpha' parameter"):
         DeInfoRegClassifier(alpha=-1).fit(*small_data)
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
+        DeInfoRegClassifier(batch_size=1).fit(*small_data)
     with pytest.raises(ValueError, match="'optimizer' parameter"):
         DeInfoRegClassifier(optimizer="rmsprop").fit(*small_data)
     with pytest.raises(ValueError, match="loss_weights"):
@@ -150,20 +152,43 @@ def test_failed_warm_fit_keeps_last_good_state(small_data):
     assert est.n_iter_ == 1
 
 
-def test_interrupt_leaves_last_good_state(small_data, monkeypatch):
-    X, y = small_data
-    est = DeInfoRegClassifier(blocks=[Dense(4)], max_iter=5, warm_start=True, random_state=0).fit(X, y)
-    before = est.predict_proba(X)
+def interrupt_on_step(monkeypatch, n):
     calls = {"n": 0}
     original = StepTrainer.step
 
     def interrupted(self, *args):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == n:
             raise KeyboardInterrupt
         return original(self, *args)
 
     monkeypatch.setattr(StepTrainer, "step", interrupted)
+
+
+def test_interrupt_in_first_epoch_keeps_previous_state(small_data, monkeypatch):
+    X, y = small_data
+    est = DeInfoRegClassifier(blocks=[Dense(4)], max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    before = est.predict_proba(X)
+    interrupt_on_step(monkeypatch, 1)  # nothing of the new fit completes
     with pytest.raises(KeyboardInterrupt):
         est.fit(X, y)
     np.testing.assert_array_equal(est.predict_proba(X), before)
+    assert est.n_iter_ == 2
+
+
+PIPELINE = {"devices": ["cpu", "cpu"], "engine": "threads", "placement": [1, 1]}
+
+
+@pytest.mark.parametrize("pipeline", [{}, PIPELINE], ids=["one-device", "threads"])
+def test_interrupt_keeps_last_completed_epoch(small_data, monkeypatch, pipeline):
+    X, y = small_data
+    kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, **pipeline}
+    three_epochs = DeInfoRegClassifier(max_iter=3, **kw).fit(X, y)
+    # 108 training rows / 36 = 3 batches x 2 blocks = 6 steps per epoch: step 22 is in epoch 4
+    interrupt_on_step(monkeypatch, 22)
+    est = DeInfoRegClassifier(max_iter=6, **kw)
+    with pytest.warns(UserWarning, match="interrupted; keeping the model after epoch 3"):
+        est.fit(X, y)
+    assert est.n_iter_ == 3 and len(est.history_) == 3
+    # the cosine schedule is off (constant rate), so 3 epochs of a 6-epoch fit = a 3-epoch fit
+    np.testing.assert_allclose(est.predict_proba(X), three_epochs.predict_proba(X), atol=1e-6)

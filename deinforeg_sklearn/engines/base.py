@@ -29,6 +29,11 @@ class Engine:
 
     stage_sizes: list[int]
     busy_seconds: list[float]
+    #: Called once per batch that has passed every stage this process sees (progress bars).
+    on_batch: Callable[[], None] | None = None
+    #: Whether the caller's network holds every block's live state between epochs, so that a
+    #: snapshot of it can be restored after an interrupt (not so for the process engine).
+    in_process: bool = True
 
     def __enter__(self) -> Engine:
         self.start()
@@ -57,6 +62,10 @@ class Engine:
 
     def sync(self) -> None:
         """Make the caller's network hold the trained state (a no-op for in-process engines)."""
+
+    def epoch_gradients(self) -> list[float]:
+        """Mean encoder-gradient magnitude per block since the last call (when recorded)."""
+        return [g for trainer in self.trainers for g in trainer.take_gradients()]
 
 
 def prepare_batch(

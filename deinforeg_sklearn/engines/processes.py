@@ -73,6 +73,8 @@ class ProcessEngine(Engine):
         self.depth = depth
         self.busy_seconds = [0.0] * len(stages)
         self.stage_sizes = [len(s) for s in stages]
+        self.in_process = False
+        self.gathered_gradients: dict[int, list[float]] = {}
 
     @property
     def rank(self) -> int:
@@ -133,6 +135,8 @@ class ProcessEngine(Engine):
             start = time.perf_counter()
             h = step_units(self.trainers, self.stages[rank], h, yb, mask, epoch, sums)
             self.busy_seconds[rank] += time.perf_counter() - start
+            if self.on_batch is not None:
+                self.on_batch()
             if rank < last:
                 if len(in_flight) >= self.depth:
                     for work in in_flight.pop(0):
@@ -158,18 +162,27 @@ class ProcessEngine(Engine):
                 {k: v.cpu() for k, v in self.trainers[u].unit.state_dict().items()},
                 _cpu_state(self.trainers[u].optimizer.state_dict()),
                 self.trainers[u].steps_done,
+                self.trainers[u].take_gradients(),
             )
             for u in self.stages[rank]
         }
         gathered: list[dict] = [None] * dist.get_world_size()  # type: ignore[list-item]
         dist.all_gather_object(gathered, mine)
         for part in gathered:
-            for u, (module_state, optim_state, steps) in part.items():
+            for u, (module_state, optim_state, steps, grads) in part.items():
+                # every rank keeps the gathered gradient means, for its history
+                self.gathered_gradients[u] = grads
                 if u in self.stages[rank]:
                     continue
                 self.trainers[u].unit.load_state_dict(module_state)
                 self.trainers[u].optimizer.load_state_dict(optim_state)
                 self.trainers[u].steps_done = steps
+
+    def epoch_gradients(self) -> list[float]:
+        # gathered by the last sync, from every rank
+        grads = [g for u in range(len(self.trainers)) for g in self.gathered_gradients.get(u, [])]
+        self.gathered_gradients = {}
+        return grads
 
     def _send(self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> list[dist.Work]:
         dst = self.rank + 1

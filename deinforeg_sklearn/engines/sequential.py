@@ -40,6 +40,8 @@ class SequentialEngine(Engine):
             start = time.perf_counter()
             step_units(self.trainers, units, h, yb, mask, epoch, sums)
             self.busy_seconds[0] += time.perf_counter() - start
+            if self.on_batch is not None:
+                self.on_batch()
         return stats_table(sums, sum(len(b) for b in batches))
 
 

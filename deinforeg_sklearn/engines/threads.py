@@ -157,6 +157,8 @@ class ThreadEngine(Engine):
                     start = time.perf_counter()
                     h = step_units(self.trainers, self.stages[s], h, yb, mask, epoch, sums)
                     self.busy_seconds[s] += time.perf_counter() - start
+                    if last and self.on_batch is not None:
+                        self.on_batch()
                     if not last:
                         handoff: Handoff = send((h, yb, mask), self.devices[s + 1])
                         if not _put(queues[s + 1], handoff, abort):

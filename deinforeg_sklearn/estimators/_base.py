@@ -34,6 +34,9 @@ from deinforeg_sklearn.data.split import validation_split
 from deinforeg_sklearn.devices import resolve_devices
 from deinforeg_sklearn.engines import Engine, SequentialEngine, evaluate_logits
 from deinforeg_sklearn.optim import make_optimizer
+from deinforeg_sklearn.persistence import FILE_FORMAT, first_device, network_from_bytes, network_to_bytes
+from deinforeg_sklearn.progress import EpochReporter
+from deinforeg_sklearn.training.snapshot import Snapshot
 
 #: Blocks used when ``blocks=None``: two dense blocks, like MLPClassifier's single hidden layer.
 DEFAULT_BLOCKS: tuple[BlockSpec, ...] = (Dense(128), Dense(128))
@@ -82,7 +85,8 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "final_learning_rate": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        # 2 at least: the local loss's variance and BatchNorm in training need two samples
+        "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "early_stopping": ["boolean"],
@@ -94,6 +98,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "record_gradients": ["boolean"],
     }
 
     # ----------------------------------------------------------------- subclass hooks
@@ -117,6 +122,37 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if "network_" in state:  # torch-serialised, so it can be restored on another device
+            state["network_"] = network_to_bytes(state["network_"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("network_"), bytes):
+            state["network_"] = network_from_bytes(state["network_"])
+            state["device_"] = first_device(state["network_"])
+        self.__dict__.update(state)
+
+    def save(self, path) -> None:
+        """Write the estimator (parameters, classes, weights, optimiser state) to a torch file.
+
+        Load it with ``type(estimator).load(path)``; a model saved on a GPU loads on a
+        CPU-only machine. The file is a pickle: load only files you trust.
+        """
+        torch.save({"format": FILE_FORMAT, "estimator": self}, path)
+
+    @classmethod
+    def load(cls, path) -> BaseDecoupledClassifier:
+        """Read an estimator written by :meth:`save` (only from a trusted source)."""
+        content = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(content, dict) or content.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path!s} was not written by {cls.__name__}.save.")
+        estimator = content["estimator"]
+        if not isinstance(estimator, cls):
+            raise TypeError(f"{path!s} holds a {type(estimator).__name__}, not a {cls.__name__}.")
+        return estimator
 
     # ----------------------------------------------------------------- public API
     @_fit_context(prefer_skip_nested_validation=True)
@@ -360,64 +396,51 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
     def _train(
         self, network: torch.nn.Module, engine: Engine, plan: FitPlan, history: list[dict]
     ) -> np.ndarray | None:
-        """Run the epochs; fill ``history``; return the validation accuracy of each head."""
-        X_train, y_train = plan.X[plan.train_idx], plan.y[plan.train_idx]
-        best_score, best_state, best_scores, stale = -np.inf, None, None, 0
-        scores = None
-        stopped_early = False
-        names = network.stat_names
-        for _ in range(plan.epochs):
-            start = time.perf_counter()
-            network.train()
-            batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
-            busy_before = list(engine.busy_seconds)
-            stats = engine.train_epoch(
-                X_train, y_train, batches, plan.mask_fn, plan.augment, epoch=len(history)
+        """Run the epochs; fill ``history``; return the validation accuracy of each head.
+
+        Early stopping restores the best epoch. Ctrl-C (in-process engines) keeps the last
+        completed epoch of this fit and returns; with no completed epoch it re-raises, and
+        the caller rolls the whole fit back.
+        """
+        for trainer in network.trainers:
+            trainer.record_gradients = self.record_gradients
+        reporter = EpochReporter(self.verbose, -(-len(plan.train_idx) // plan.batch_size))
+        engine.on_batch = reporter.batch_done
+        best: Snapshot | None = None
+        best_score = -np.inf
+        last_good: Snapshot | None = None
+        stale, stopped_early, scores = 0, False, None
+        try:
+            for _ in range(plan.epochs):
+                record, scores = self._run_epoch(network, engine, plan, history, reporter)
+                history.append(record)
+                reporter.end(record)
+                if engine.in_process:
+                    last_good = Snapshot.take(network, len(history), scores)
+                if self.early_stopping and scores is not None:
+                    score = scores.max() if self._inference_mode() == "best" else scores[-1]
+                    if score > best_score + self.tol:
+                        best, best_score, stale = Snapshot.take(network, len(history), scores), score, 0
+                    else:
+                        stale += 1
+                    if stale >= self.n_iter_no_change:
+                        stopped_early = True
+                        break
+        except KeyboardInterrupt:
+            reporter.close()
+            if last_good is None:
+                raise
+            last_good.restore(network)
+            del history[last_good.n_history :]
+            warnings.warn(
+                f"Training interrupted; keeping the model after epoch {history[-1]['epoch']}.",
+                UserWarning,
+                stacklevel=_USER_FRAME + 1,
             )
-            elapsed = time.perf_counter() - start  # training only, without validation
-            if plan.val_idx is not None:
-                engine.sync()
-                logits = evaluate_logits(
-                    network, plan.X[plan.val_idx], _PREDICT_BATCH, plan.device, plan.mask_fn
-                )
-                y_val = plan.y[plan.val_idx].numpy()
-                scores = np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
-            record = {
-                "epoch": len(history) + 1,
-                "time": elapsed,
-                "stage_busy": [
-                    (b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)
-                ],
-                "blocks": [],
-            }
-            for h in range(network.n_heads):
-                row = {name: float(stats[h, k]) for k, name in enumerate(names)}
-                row["train_accuracy"] = float(stats[h, -1])
-                row["validation_accuracy"] = None if scores is None else float(scores[h])
-                record["blocks"].append(row)
-            history.append(record)
-            if self.verbose:
-                acc = " ".join(f"{r['train_accuracy']:.3f}" for r in record["blocks"])
-                val = "" if scores is None else " val " + " ".join(f"{s:.3f}" for s in scores)
-                print(
-                    f"epoch {record['epoch']}: loss {stats[-1, len(names) - 1]:.4f} "
-                    f"train acc {acc}{val} ({record['time']:.2f}s)"
-                )
-            if self.early_stopping and scores is not None:
-                score = scores.max() if self._inference_mode() == "best" else scores[-1]
-                if score > best_score + self.tol:
-                    best_score, stale = score, 0
-                    best_state = copy.deepcopy(network.state_dict())
-                    best_scores = scores.copy()
-                else:
-                    stale += 1
-                if stale >= self.n_iter_no_change:
-                    stopped_early = True
-                    break
+            return last_good.scores if best is None else self._restore_best(network, best)
         engine.sync()
-        if self.early_stopping and best_state is not None:
-            network.load_state_dict(best_state)
-            scores = best_scores
+        if best is not None:
+            scores = self._restore_best(network, best)
             if not stopped_early:
                 warnings.warn(
                     f"Stopped at max_iter={self.max_iter} epochs while the validation score was "
@@ -427,19 +450,73 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
                 )
         return scores
 
+    @staticmethod
+    def _restore_best(network: torch.nn.Module, best: Snapshot) -> np.ndarray | None:
+        best.restore(network)
+        return best.scores
+
+    def _run_epoch(
+        self,
+        network: torch.nn.Module,
+        engine: Engine,
+        plan: FitPlan,
+        history: list[dict],
+        reporter: EpochReporter,
+    ) -> tuple[dict, np.ndarray | None]:
+        """One epoch of training, then the validation scores; returns its history record."""
+        reporter.start(len(history) + 1)
+        start = time.perf_counter()
+        network.train()
+        batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
+        busy_before = list(engine.busy_seconds)
+        stats = engine.train_epoch(
+            plan.X[plan.train_idx],
+            plan.y[plan.train_idx],
+            batches,
+            plan.mask_fn,
+            plan.augment,
+            epoch=len(history),
+        )
+        elapsed = time.perf_counter() - start  # training only, without validation
+        scores = None
+        if plan.val_idx is not None or self.record_gradients:
+            engine.sync()
+        if plan.val_idx is not None:
+            X_val = plan.X[plan.val_idx]
+            logits = evaluate_logits(network, X_val, _PREDICT_BATCH, plan.device, plan.mask_fn)
+            y_val = plan.y[plan.val_idx].numpy()
+            scores = np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
+        record = {
+            "epoch": len(history) + 1,
+            "time": elapsed,
+            "stage_busy": [(b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)],
+            "blocks": [],
+        }
+        if self.record_gradients:
+            record["encoder_gradients"] = engine.epoch_gradients()
+        for h in range(network.n_heads):
+            row = {name: float(stats[h, k]) for k, name in enumerate(network.stat_names)}
+            row["train_accuracy"] = float(stats[h, -1])
+            row["validation_accuracy"] = None if scores is None else float(scores[h])
+            record["blocks"].append(row)
+        return record, scores
+
     def _choose_inference_block(self, n_heads: int, scores: np.ndarray | None) -> int:
         if self._inference_mode() == "best" and scores is not None:
             return int(np.argmax(scores))
         return n_heads - 1
 
     # ----------------------------------------------------------------- prediction
-    def _logits(self, X, last: int | None) -> list[np.ndarray]:
+    def _prediction_input(self, X) -> tuple[torch.Tensor, Callable]:
+        """Checked rows of X as a tensor of the training sample shape, and the mask function."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64 if self._tokens else np.float32)
         if self._tokens:
             X = as_token_ids(X)
-        X_t = to_tensor(X, self.input_shape_)
-        mask_fn = token_mask if self._tokens else no_mask
+        return to_tensor(X, self.input_shape_), token_mask if self._tokens else no_mask
+
+    def _logits(self, X, last: int | None) -> list[np.ndarray]:
+        X_t, mask_fn = self._prediction_input(X)
         return evaluate_logits(self.network_, X_t, _PREDICT_BATCH, self.device_, mask_fn, last=last)
 
 

@@ -36,6 +36,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     warm_start : bool, default=False
+    record_gradients : bool, default=False
 
     Attributes
     ----------
@@ -65,6 +66,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        record_gradients: bool = False,
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -84,6 +86,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.record_gradients = record_gradients
 
     def _build_network(
         self,

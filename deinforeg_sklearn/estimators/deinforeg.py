@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from deinforeg_sklearn.blocks import Encoder
 from deinforeg_sklearn.engines import (
@@ -23,6 +24,7 @@ from deinforeg_sklearn.engines.base import prepare_batch
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitPlan, _check_widths
 from deinforeg_sklearn.estimators._pipeline import pipeline_engine
 from deinforeg_sklearn.heads import build_classifier, build_projector
+from deinforeg_sklearn.inference import adaptive_probabilities
 from deinforeg_sklearn.training import DecoupledNetwork, LocalBlock, LossConfig
 
 
@@ -66,9 +68,15 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         ``tol`` for ``n_iter_no_change`` epochs, and restore the best epoch's weights.
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
-    inference : {"last", "best"}, default="last"
-        Which block's classifier predicts: the last, or the one with the best validation
-        accuracy.
+    inference : {"last", "best", "adaptive"}, default="last"
+        Which block's classifier predicts: the last; the one with the best validation
+        accuracy; or, per sample, the first block that agrees with the blocks before it
+        (``patience``, ``exit_threshold``; see :meth:`predict_exit_depth`).
+    patience : int, default=1
+        Adaptive inference: consecutive agreeing blocks a sample needs to exit.
+    exit_threshold : float, default=0.8
+        Adaptive inference: a block agrees with the previous one when both predict the same class
+        and the cosine similarity of their class probabilities exceeds this (above 1: never).
     input_shape : tuple of int, default=None
         Shape of one sample, e.g. (1, 8, 8): flat rows are reshaped to it before the first
         block, so scalers and other transformers can precede the estimator in a Pipeline.
@@ -90,9 +98,13 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, batch order and augmentation.
     verbose : int, default=0
-        Print one line per epoch when > 0.
+        0: silent. 1: a progress bar per epoch, ending with each block's loss and accuracy, on a
+        terminal; one plain line per epoch otherwise (stderr).
     warm_start : bool, default=False
         Continue from the fitted model on the next ``fit`` instead of starting anew.
+    record_gradients : bool, default=False
+        Record, per epoch, the mean absolute gradient of each block's encoder parameters
+        (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
 
     Attributes
     ----------
@@ -131,7 +143,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         **BaseDecoupledClassifier._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="left")],
         "loss_weights": [tuple, list],
-        "inference": [StrOptions({"last", "best"})],
+        "inference": [StrOptions({"last", "best", "adaptive"})],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "exit_threshold": [Interval(Real, -1, None, closed="both")],
         "placement": [list, tuple, None],
         "engine": [StrOptions({"auto", "threads", "processes"})],
     }
@@ -154,6 +168,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
         inference: str = "last",
+        patience: int = 1,
+        exit_threshold: float = 0.8,
         input_shape: tuple[int, ...] | None = None,
         augment=None,
         devices=None,
@@ -162,6 +178,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         random_state=None,
         verbose: int = 0,
         warm_start: bool = False,
+        record_gradients: bool = False,
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -178,6 +195,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.inference = inference
+        self.patience = patience
+        self.exit_threshold = exit_threshold
         self.input_shape = input_shape
         self.augment = augment
         self.devices = devices
@@ -186,9 +205,36 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.record_gradients = record_gradients
 
     def _inference_mode(self) -> str:
         return self.inference
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from the inference block's classifier (per sample if adaptive).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        if self.inference != "adaptive":
+            return super().predict_proba(X)
+        return self._adaptive(X)[0]
+
+    def predict_exit_depth(self, X) -> np.ndarray:
+        """Number of blocks each sample passes through before its prediction (1..n_blocks).
+
+        With ``inference="adaptive"`` this is each sample's exit block; otherwise it is the
+        inference block for every sample. ``predict_exit_depth(X).mean()`` is the mean depth.
+        """
+        if self.inference == "adaptive":
+            return self._adaptive(X)[1]
+        check_is_fitted(self)
+        return np.full(_num_samples(X), self.inference_block_ + 1)
+
+    def _adaptive(self, X) -> tuple[np.ndarray, np.ndarray]:
+        X_t, mask_fn = self._prediction_input(X)
+        return adaptive_probabilities(self.network_, X_t, 1024, mask_fn, self.patience, self.exit_threshold)
 
     def _check_devices(self, devices: list[torch.device], n_blocks: int) -> None:
         if len(devices) > n_blocks:

@@ -42,6 +42,10 @@ class BackpropNetwork(nn.Module):
             h = encoder(h, mask)
         return self.classifier(self.projector(self.encoders[-1].features(h, mask)))
 
+    def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
+        """One group per block's encoder (for gradient recording)."""
+        return [list(e.parameters()) for e in self.encoders]
+
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

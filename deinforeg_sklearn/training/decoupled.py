@@ -35,6 +35,10 @@ class LocalBlock(nn.Module):
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(h, mask)
 
+    def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
+        """One group: this block's encoder (for gradient recording)."""
+        return [list(self.encoder.parameters())]
+
     def logits(self, h_out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Class scores of this block's classifier for the block output ``h_out``."""
         return self.classifier(self.projector(self.encoder.features(h_out, mask)))

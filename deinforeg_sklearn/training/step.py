@@ -52,6 +52,9 @@ class StepTrainer:
         self.final_lr = final_lr
         self.total_steps = total_steps
         self.steps_done = 0
+        self.record_gradients = False
+        self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
+        self.grad_steps = 0
 
     def step(
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
@@ -65,11 +68,38 @@ class StepTrainer:
         if not torch.isfinite(loss):
             raise FloatingPointError("non-finite loss")
         loss.backward()
+        if self.record_gradients:
+            self._record_gradients()
         self.optimizer.step()
         self.steps_done += 1
         return h_out.detach(), stats
+
+    def _record_gradients(self) -> None:
+        # Mean absolute gradient over all encoder parameters of each block (the paper's Figure 3
+        # quantity), kept on the device and summed; read once per epoch.
+        means = []
+        for group in self.unit.encoder_parameter_groups():
+            grads = [p.grad.abs().flatten() for p in group if p.grad is not None]
+            means.append(torch.cat(grads).mean() if grads else torch.zeros((), device=self.unit_device()))
+        step = torch.stack(means).detach()
+        self.grad_sum = step if self.grad_sum is None else self.grad_sum + step
+        self.grad_steps += 1
+
+    def unit_device(self) -> torch.device:
+        return next(self.unit.parameters()).device
+
+    def take_gradients(self) -> list[float]:
+        """Per encoder group, the mean gradient magnitude since the last call (then reset)."""
+        if self.grad_sum is None or not self.grad_steps:
+            return []
+        values = (self.grad_sum / self.grad_steps).double().cpu().tolist()
+        self.grad_sum, self.grad_steps = None, 0
+        return values
 
     def reset_schedule(self, total_steps: int) -> None:
         """Start a new cosine schedule of ``total_steps`` steps (a new ``fit``)."""
         self.total_steps = total_steps
         self.steps_done = 0
+        self.record_gradients = False
+        self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
+        self.grad_steps = 0
