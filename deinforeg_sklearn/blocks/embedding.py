@@ -15,6 +15,12 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import BlockSpec, BuildContext, Encoder, check_positive_ints, masked_mean
 
+
+def _is_word_vectors(value: object) -> bool:
+    # duck-typed, so that blocks do not import the text layer above them
+    return hasattr(value, "words") and hasattr(value, "vectors") and hasattr(value, "dim")
+
+
 PAD_ID = 0
 OOV_ID = 1
 N_SPECIAL_IDS = 2
@@ -50,9 +56,11 @@ class Embedding(BlockSpec):
     ----------
     dim : int
         Embedding width.
-    vectors : array-like of shape (V, dim), default=None
-        Pretrained vectors; row ``k`` initialises token id ``k + 2``. None: random init and a
-        vocabulary as large as the largest token id seen in ``fit``.
+    vectors : WordVectors or array-like of shape (V, dim), default=None
+        Pretrained vectors (e.g. from :func:`deinforeg_sklearn.text.load_word_vectors`); row
+        ``k`` initialises token id ``k + 2``, the id :class:`~deinforeg_sklearn.text.SequenceVectorizer`
+        gives word k when it has the same ``vectors``. None: random init and a vocabulary as
+        large as the largest token id seen in ``fit``.
     trainable : bool, default=True
         Whether the table is updated during training.
     """
@@ -64,32 +72,40 @@ class Embedding(BlockSpec):
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "dim")
-        if self.vectors is not None:
-            vectors = np.asarray(self.vectors, dtype=np.float32)
-            if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+        if self.vectors is None or _is_word_vectors(self.vectors):
+            width = None if self.vectors is None else self.vectors.dim
+            if width is not None and width != self.dim:
                 raise ValueError(
-                    f"Embedding(dim={self.dim}) got vectors of shape {vectors.shape}: they must be "
-                    f"(n_words, {self.dim})."
+                    f"Embedding(dim={self.dim}) got word vectors of dimension {width}: make dim "
+                    f"{width}, or load vectors of dimension {self.dim}."
                 )
-            vectors.setflags(write=False)
-            object.__setattr__(self, "vectors", vectors)
+            return
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(
+                f"Embedding(dim={self.dim}) got vectors of shape {vectors.shape}: they must be "
+                f"(n_words, {self.dim})."
+            )
+        vectors.setflags(write=False)
+        object.__setattr__(self, "vectors", vectors)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        same_vectors = (self.vectors is None and other.vectors is None) or (
-            self.vectors is not None
-            and other.vectors is not None
-            and np.array_equal(self.vectors, other.vectors)
-        )
+        a, b = self.vectors, other.vectors
+        if a is None or b is None or _is_word_vectors(a) or _is_word_vectors(b):
+            same_vectors = a is b or (a is not None and b is not None and type(a) is type(b) and a == b)
+        else:
+            same_vectors = np.array_equal(a, b)
         return self.dim == other.dim and self.trainable == other.trainable and same_vectors
 
     def __hash__(self) -> int:
-        shape = None if self.vectors is None else self.vectors.shape
-        return hash((type(self), self.dim, self.trainable, shape))
+        return hash(
+            (type(self), self.dim, self.trainable, None if self.vectors is None else len(self.vectors))
+        )
 
     def __repr__(self) -> str:
-        vectors = "None" if self.vectors is None else f"<{self.vectors.shape[0]}x{self.dim} array>"
+        vectors = "None" if self.vectors is None else f"<{len(self.vectors)}x{self.dim}>"
         return f"Embedding(dim={self.dim}, vectors={vectors}, trainable={self.trainable})"
 
     def build(self, input_shape: tuple[int, ...], context: BuildContext) -> Encoder:
@@ -100,4 +116,5 @@ class Embedding(BlockSpec):
             )
         n_words = 0 if self.vectors is None else len(self.vectors)
         n_rows = max(N_SPECIAL_IDS + n_words, context.max_token_id + 1, N_SPECIAL_IDS)
-        return EmbeddingEncoder(n_rows, self.dim, self.vectors, self.trainable)
+        table = self.vectors.vectors if _is_word_vectors(self.vectors) else self.vectors
+        return EmbeddingEncoder(n_rows, self.dim, table, self.trainable)

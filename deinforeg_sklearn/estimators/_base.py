@@ -371,8 +371,6 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             context = BuildContext(position=i, previous=specs[i - 1] if i else None, max_token_id=max_token)
             if i and spec.accepts == "tokens":
                 raise ValueError(f"Block {i} ({type(spec).__name__}) reads token ids and must come first.")
-            if i == 0 and spec.accepts != "tokens" and max_token is not None:
-                raise ValueError("Token input needs an Embedding first block.")
             encoder = spec.build(in_shape, context)
             in_shape, width = _probe(encoder, in_shape, tokens=max_token is not None and i == 0)
             encoders.append(encoder)
