@@ -30,3 +30,10 @@ def raise_on_third(shape):
 
 def killed_on_third(shape):
     return FailOnBatch(shape[0], 3, kill=True)
+
+
+def wait_for_peers(rank, payload):
+    """A spawned rank that only waits for the others (used to test start-up failures)."""
+    import torch.distributed as dist
+
+    dist.barrier()

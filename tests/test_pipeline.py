@@ -229,3 +229,23 @@ def test_two_process_torchrun_job(tmp_path, one_thread):
     expected = DeInfoRegClassifier(**PARAMS).fit(X, y).predict_proba(X)
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
+
+
+def test_failed_start_stops_spawned_ranks(images):
+    import functools
+
+    import torch.distributed as dist
+    from stage_helpers import wait_for_peers
+
+    from deinforeg_sklearn.engines import ProcessEngine
+    from deinforeg_sklearn.engines.launch import dumps, spawned_group
+
+    X, y = images
+    network = fit(X, y, max_iter=1).network_
+    launcher = functools.partial(spawned_group, 2, {1: dumps(None)}, wait_for_peers, 1)
+    engine = ProcessEngine(network, [[0], [1], [2, 3]], [torch.device("cpu")] * 3, None, launcher=launcher)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="2 ranks but the pipeline has 3 stages"), engine:
+        pass
+    assert time.monotonic() - start < 30
+    assert not stage_processes() and not dist.is_initialized()

@@ -47,8 +47,8 @@ class ProcessEngine(Engine):
         The whole network (every rank builds the same one); this rank trains ``stages[rank]``.
     stages : list of list of int
     devices : list of torch.device
-    boundaries : list of Boundary
-        ``boundaries[r]`` describes what stage r sends to stage r + 1.
+    mask_steps : int or None
+        Length of the padding mask that travels with each batch (token input), or None.
     depth : int, default=2
         Batches in flight per link.
     """
@@ -58,7 +58,7 @@ class ProcessEngine(Engine):
         network: torch.nn.Module,
         stages: list[list[int]],
         devices: list[torch.device],
-        boundaries: list[Boundary],
+        mask_steps: int | None,
         depth: int = 2,
         launcher: Callable[[], contextlib.AbstractContextManager] | None = None,
         cpu_threads: int | None = None,
@@ -69,7 +69,7 @@ class ProcessEngine(Engine):
         self.trainers: list[StepTrainer] = network.trainers
         self.stages = stages
         self.devices = devices
-        self.boundaries = boundaries
+        self.mask_steps = mask_steps
         self.depth = depth
         self.busy_seconds = [0.0] * len(stages)
         self.stage_sizes = [len(s) for s in stages]
@@ -94,9 +94,22 @@ class ProcessEngine(Engine):
         if self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         self._group = None
-        if self.launcher is not None:
-            self._group = self.launcher()
-            self._group.__enter__()
+        try:
+            if self.launcher is not None:
+                self._group = self.launcher()
+                self._group.__enter__()
+            self._agree_on_stages()
+        except BaseException as exc:
+            # ``with`` does not call __exit__ when __enter__ fails: stop the ranks here.
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def boundary(self, stage: int) -> Boundary:
+        """What stage ``stage`` sends to the next one."""
+        last_block = self.stages[stage][-1]
+        return Boundary(tuple(self.network.output_shapes[last_block]), self.mask_steps)
+
+    def _agree_on_stages(self) -> None:
         world = dist.get_world_size()
         if world != len(self.stages):
             raise ValueError(
@@ -196,7 +209,7 @@ class ProcessEngine(Engine):
         self, n: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         src = self.rank - 1
-        boundary = self.boundaries[src]
+        boundary = self.boundary(src)
         h = torch.empty((n, *boundary.sample_shape), dtype=torch.float32)
         yb = torch.empty(n, dtype=torch.int64)
         dist.recv(h, src)

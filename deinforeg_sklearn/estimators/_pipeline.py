@@ -11,17 +11,17 @@ import torch.distributed as dist
 from sklearn.base import clone
 
 from deinforeg_sklearn.data.inputs import token_mask
-from deinforeg_sklearn.engines import Boundary, Engine, ProcessEngine, ThreadEngine, available_cores
+from deinforeg_sklearn.engines import Engine, ProcessEngine, ThreadEngine, available_cores
 from deinforeg_sklearn.engines.launch import dumps, spawned_group
 from deinforeg_sklearn.engines.processes import env_group, launched_by_torchrun
 
 
 def pipeline_engine(
-    estimator,
+    estimator,  # a DeInfoRegClassifier
     network: torch.nn.Module,
     stages: list[list[int]],
     devices: list[torch.device],
-    plan,
+    plan,  # FitPlan
     history: list[dict],
     kind: str,
 ) -> Engine:
@@ -33,8 +33,7 @@ def pipeline_engine(
     cpu_threads = max(1, available_cores() // n) if all(d.type == "cpu" for d in devices) else None
     if kind == "threads":
         return ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
-    steps = plan.X.shape[1] if plan.mask_fn is token_mask else None
-    boundaries = [Boundary(network.output_shapes[stages[r][-1]], steps) for r in range(n - 1)]
+    mask_steps = plan.X.shape[1] if plan.mask_fn is token_mask else None
     if dist.is_initialized():
         launcher = None  # the caller's own process group: this process is one rank of it
     elif launched_by_torchrun():
@@ -43,27 +42,17 @@ def pipeline_engine(
         child = clone(estimator).set_params(verbose=0)
         # Ranks > 0 never read training batches from X; they evaluate the validation rows and
         # receive everything else from the previous stage. Augmentation runs on rank 0 only.
-        payload = dumps(
-            (
-                child,
-                network,
-                dataclasses.replace(plan, augment=None),
-                list(history),
-                stages,
-                devices,
-                boundaries,
-            )
-        )
-        launcher = functools.partial(
-            spawned_group, n, dict.fromkeys(range(1, n), payload), run_stage_process, cpu_threads or 1
-        )
-    return ProcessEngine(network, stages, devices, boundaries, launcher=launcher, cpu_threads=cpu_threads)
+        child_plan = dataclasses.replace(plan, augment=None)
+        payload = dumps((child, network, child_plan, list(history), stages, devices, mask_steps))
+        payloads = dict.fromkeys(range(1, n), payload)
+        launcher = functools.partial(spawned_group, n, payloads, run_stage_process, cpu_threads or 1)
+    return ProcessEngine(network, stages, devices, mask_steps, launcher=launcher, cpu_threads=cpu_threads)
 
 
 def run_stage_process(rank: int, payload: tuple) -> None:
     """Body of a spawned rank: the same epoch loop as rank 0, on its own stage."""
-    estimator, network, plan, history, stages, devices, boundaries = payload
-    engine = ProcessEngine(network, stages, devices, boundaries)
+    estimator, network, plan, history, stages, devices, mask_steps = payload
+    engine = ProcessEngine(network, stages, devices, mask_steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank 0 reports warnings to the user
         with engine:
