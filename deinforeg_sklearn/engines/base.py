@@ -24,7 +24,8 @@ class Engine:
     """Base class: a context manager around the epochs of one fit.
 
     ``stage_sizes`` holds the number of blocks per stage, ``busy_seconds`` the time each stage
-    has spent in block steps so far (compute, not waiting).
+    has spent in block steps so far (not waiting for input). It is host time: on CUDA it counts
+    launching kernels, which run asynchronously.
     """
 
     stage_sizes: list[int]

@@ -131,6 +131,11 @@ class ThreadEngine(Engine):
             for w in workers:
                 w.join()
             raise
+        # Kernels queued on the stages' streams may still run: the stats, validation and the
+        # next epoch (on other streams) must see their results.
+        for stream in self.streams:
+            if stream is not None:
+                stream.synchronize()
         if failures:
             raise failures[0]
         return stats_table(sums, sum(len(b) for b in batches))
