@@ -35,6 +35,8 @@ def plot_accuracy(source: object, ax=None):
     history, ax = _history(source), _axes(ax)
     epochs = [r["epoch"] for r in history]
     for b in range(len(history[0]["blocks"])):
+        if history[0]["blocks"][b]["train_accuracy"] is None:
+            continue  # a unit without a classifier (an SCPL block)
         line = ax.plot(epochs, [r["blocks"][b]["train_accuracy"] for r in history], label=f"block {b} train")
         val = [r["blocks"][b]["validation_accuracy"] for r in history]
         if val[0] is not None:

@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 def _summary(record: dict) -> str:
     parts = []
     for i, block in enumerate(record["blocks"]):
-        text = f"b{i} loss {block['loss']:.4f} acc {block['train_accuracy']:.3f}"
+        text = f"b{i} loss {block['loss']:.4f}"
+        if block["train_accuracy"] is not None:
+            text += f" acc {block['train_accuracy']:.3f}"
         if block["validation_accuracy"] is not None:
             text += f" val {block['validation_accuracy']:.3f}"
         parts.append(text)

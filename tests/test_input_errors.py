@@ -68,7 +68,7 @@ def test_device_not_present(device, small_data, no_training):
 
 
 def test_backprop_refuses_several_devices(small_data, no_training):
-    with pytest.raises(ValueError, match="trains end to end on one device"):
+    with pytest.raises(ValueError, match="trains on one device"):
         BackpropClassifier(devices=["cpu", "cpu"]).fit(*small_data)
 
 

@@ -1,8 +1,8 @@
-"""scikit-learn's own estimator checks, for both estimators with default parameters."""
+"""scikit-learn's own estimator checks, for every estimator with default parameters."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
+from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
 
 
 def expected_failed_checks(estimator):
@@ -11,7 +11,8 @@ def expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [DeInfoRegClassifier(), BackpropClassifier()], expected_failed_checks=expected_failed_checks
+    [DeInfoRegClassifier(), BackpropClassifier(), SCPLClassifier()],
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -2,5 +2,6 @@
 
 from deinforeg_sklearn.estimators.backprop import BackpropClassifier
 from deinforeg_sklearn.estimators.deinforeg import DeInfoRegClassifier
+from deinforeg_sklearn.estimators.scpl import SCPLClassifier
 
-__all__ = ["BackpropClassifier", "DeInfoRegClassifier"]
+__all__ = ["BackpropClassifier", "DeInfoRegClassifier", "SCPLClassifier"]

@@ -239,7 +239,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         if len(devices) > 1:
             raise ValueError(
                 f"devices={self.devices!r} names {len(devices)} devices, but "
-                f"{type(self).__name__} trains end to end on one device: pass a single device "
+                f"{type(self).__name__} trains on one device: pass a single device "
                 "(e.g. 'cpu' or 'cuda:0'). DeInfoRegClassifier can pipeline over several."
             )
 
@@ -492,10 +492,14 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
         }
         if self.record_gradients:
             record["encoder_gradients"] = engine.epoch_gradients()
-        for h in range(network.n_heads):
-            row = {name: float(stats[h, k]) for k, name in enumerate(network.stat_names)}
-            row["train_accuracy"] = float(stats[h, -1])
-            row["validation_accuracy"] = None if scores is None else float(scores[h])
+        # One row per unit; accuracy only for units that are classifier heads (every block of
+        # DeInfoReg; the final head of SCPL).
+        heads = list(getattr(network, "head_units", range(network.n_heads)))
+        for u in range(len(stats)):
+            row = {name: float(stats[u, k]) for k, name in enumerate(network.stat_names)}
+            head = heads.index(u) if u in heads else None
+            row["train_accuracy"] = None if head is None else float(stats[u, -1])
+            row["validation_accuracy"] = None if head is None or scores is None else float(scores[head])
             record["blocks"].append(row)
         return record, scores
 
