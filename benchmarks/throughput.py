@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2, help="CPU cores to use in total (CPU runs)")
     args = parser.parse_args()
 
-    blocks = MODELS[args.model]
+    blocks, projector = MODELS[args.model]
     rng = np.random.RandomState(0)
     X = rng.rand(args.samples, 3 * 32 * 32).astype(np.float32)
     y = rng.randint(0, 10, args.samples)
@@ -89,7 +89,9 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         rates: dict[str, float] = {}
         for name, cls, threads, kw in rows:
-            rate, busy = measure(cls, blocks, X, y, batch_size, args.epochs, threads, **kw)
+            rate, busy = measure(
+                cls, blocks, X, y, batch_size, args.epochs, threads, projector=projector, **kw
+            )
             rates[name] = rate
             base = rates.get(base_name, rates.get(f"DeInfoReg, 1 device, {cores} threads"))
             vs_base = f"{rate / base:>12.2f}" if base else " " * 12
