@@ -4,8 +4,8 @@ DeInfoReg ("Decoupled Supervised Learning with Information Regularization") trai
 of a network by its own loss, so no gradient crosses a block boundary.
 """
 
-from deinforeg_sklearn.estimators import BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
+from deinforeg_sklearn.estimators import ALClassifier, BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["BackpropClassifier", "DeInfoRegClassifier", "SCPLClassifier", "__version__"]
+__all__ = ["ALClassifier", "BackpropClassifier", "DeInfoRegClassifier", "SCPLClassifier", "__version__"]

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
+from deinforeg_sklearn import ALClassifier, BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
 
 
 def expected_failed_checks(estimator):
@@ -11,7 +11,7 @@ def expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [DeInfoRegClassifier(), BackpropClassifier(), SCPLClassifier()],
+    [DeInfoRegClassifier(), BackpropClassifier(), SCPLClassifier(), ALClassifier()],
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -252,7 +252,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_config(self) -> tuple[list[BlockSpec], list[torch.device]]:
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
-        _check_widths("projector", self.projector)
+        _check_widths("projector", getattr(self, "projector", None))  # AL has no projector
         devices = resolve_devices(self.devices)
         self._check_devices(devices, len(specs))
         if self._inference_mode() == "best" and not self.validation_fraction:
@@ -488,6 +488,7 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             "epoch": len(history) + 1,
             "time": elapsed,
             "stage_busy": [(b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)],
+            "validation_scores": None if scores is None else [float(v) for v in scores],
             "blocks": [],
         }
         if self.record_gradients:

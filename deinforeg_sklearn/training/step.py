@@ -72,6 +72,9 @@ class StepTrainer:
             self._record_gradients()
         self.optimizer.step()
         self.steps_done += 1
+        # A unit may hand on a tuple (associated learning passes its label-side state too)
+        if isinstance(h_out, tuple):
+            return tuple(t.detach() for t in h_out), stats
         return h_out.detach(), stats
 
     def _record_gradients(self) -> None:

@@ -1,0 +1,86 @@
+"""Associated learning (AL) baseline network (Wu et al., 2022), one device.
+
+Each block l has an encoder f_l on the input side, and on the label side a map g_l (Linear +
+Sigmoid) from the previous target representation t_{l-1} (t_0 = one-hot label) to t_l. A bridge
+b_l (Linear + Sigmoid) maps f_l's features into t_l's space, and an inverse inv_l (Linear +
+Sigmoid) maps t_l back to t_{l-1}. A block's loss is MSE(b_l(f_l), t_l.detach()) +
+MSE(inv_l(t_l), t_{l-1}). The block hands (f_l output, t_l) to the next one, detached.
+Prediction runs f through every block, crosses the last bridge, and walks the inverses back down
+to the label space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deinforeg_sklearn.blocks.base import Encoder
+from deinforeg_sklearn.training.step import StepTrainer
+
+#: Stats vector of an AL block (then a count of correct predictions, always 0: a block alone
+#: cannot predict, only the whole chain of inverses can).
+AL_STATS = ("bridge", "reconstruction", "loss")
+
+
+class AssociatedBlock(nn.Module):
+    """f, g, b and inv of one AL block."""
+
+    def __init__(
+        self, encoder: Encoder, feature_width: int, previous_width: int, width: int, first: bool
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.bridge = nn.Sequential(nn.Linear(feature_width, width), nn.Sigmoid())
+        self.g = nn.Sequential(nn.Linear(previous_width, width), nn.Sigmoid())
+        self.inverse = nn.Sequential(nn.Linear(width, previous_width), nn.Sigmoid())
+        self.first = first
+        self.n_classes = previous_width  # meaningful for the first block: t_0 is one-hot
+
+    def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
+        return [list(self.encoder.parameters())]
+
+    def step_loss(self, h, y: torch.Tensor, mask: torch.Tensor | None):
+        if self.first:
+            x, t_prev = h, F.one_hot(y, self.n_classes).float()
+        else:
+            x, t_prev = h
+        f_out = self.encoder(x.detach(), mask)
+        t = self.g(t_prev.detach())
+        bridge = F.mse_loss(self.bridge(self.encoder.features(f_out, mask)), t.detach())
+        reconstruction = F.mse_loss(self.inverse(t), t_prev.detach())
+        loss = bridge + reconstruction
+        zero = loss.detach() * 0.0
+        stats = torch.stack([bridge.detach(), reconstruction.detach(), loss.detach(), zero])
+        return (f_out, t), loss, stats
+
+
+class AssociatedNetwork(nn.Module):
+    """AL blocks, one ``StepTrainer`` each; prediction walks the inverses back down."""
+
+    stat_names = AL_STATS
+
+    def __init__(self, blocks: Sequence[AssociatedBlock], trainer_args: Callable[[nn.Module], dict]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.trainers = [StepTrainer(block, **trainer_args(block)) for block in self.blocks]
+        self.head_units: list[int] = []  # no unit predicts on its own
+
+    @property
+    def n_heads(self) -> int:
+        return 1
+
+    def head_logits(
+        self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
+    ) -> list[torch.Tensor]:
+        h = x
+        for block in self.blocks:
+            h = block.encoder(h, mask)
+        last_block = self.blocks[-1]
+        s = last_block.bridge(last_block.encoder.features(h, mask))
+        for block in reversed(self.blocks):
+            s = block.inverse(s)
+        # s holds per-class scores in (0, 1); as logits, softmax(log s) = s / sum(s)
+        return [torch.log(s.clamp_min(1e-12))]
