@@ -26,6 +26,7 @@ __all__ = [
     "available_cores",
     "balance",
     "check_placement",
+    "cpu_threads_per_stage",
     "default_engine",
     "evaluate_logits",
     "measure_block_costs",
@@ -39,6 +40,13 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def cpu_threads_per_stage(devices: list[torch.device]) -> int | None:
+    """torch threads of each stage when every stage is on the CPU (cores shared evenly), else None."""
+    if all(d.type == "cpu" for d in devices):
+        return max(1, available_cores() // len(devices))
+    return None
 
 
 #: On CPU stages, a stage step shorter than this (seconds, per batch) is dominated by many small

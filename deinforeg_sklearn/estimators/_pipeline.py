@@ -11,7 +11,7 @@ import torch.distributed as dist
 from sklearn.base import clone
 
 from deinforeg_sklearn.data.inputs import token_mask
-from deinforeg_sklearn.engines import Engine, ProcessEngine, ThreadEngine, available_cores
+from deinforeg_sklearn.engines import Engine, ProcessEngine, ThreadEngine, cpu_threads_per_stage
 from deinforeg_sklearn.engines.launch import dumps, spawned_group
 from deinforeg_sklearn.engines.processes import env_group, launched_by_torchrun
 
@@ -30,7 +30,7 @@ def pipeline_engine(
     CPU stages share the cores: each gets ``cores // stages`` torch threads (at least 1).
     """
     n = len(stages)
-    cpu_threads = max(1, available_cores() // n) if all(d.type == "cpu" for d in devices) else None
+    cpu_threads = cpu_threads_per_stage(devices)
     if kind == "threads":
         return ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
     mask_steps = plan.X.shape[1] if plan.mask_fn is token_mask else None

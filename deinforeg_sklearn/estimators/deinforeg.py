@@ -13,9 +13,9 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from deinforeg_sklearn.blocks import Encoder
 from deinforeg_sklearn.engines import (
     Engine,
-    available_cores,
     balance,
     check_placement,
+    cpu_threads_per_stage,
     default_engine,
     measure_block_costs,
     stage_units,
@@ -275,8 +275,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         network.to(devices[0])
         x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
         saved = torch.get_num_threads()
-        if all(d.type == "cpu" for d in devices):  # measure with the threads each stage will get
-            torch.set_num_threads(max(1, available_cores() // len(devices)))
+        threads = cpu_threads_per_stage(devices)
+        if threads:  # measure with the threads each stage will get
+            torch.set_num_threads(threads)
         try:
             return measure_block_costs(network.trainers, x, y, mask)
         finally:
