@@ -12,7 +12,9 @@ Inputs are random tensors of the model's shape (throughput does not depend on th
 CPU (default): python benchmarks/throughput.py                 (reduced VGG, batch 128; ~4 min)
                python benchmarks/throughput.py --batch-sizes 64 128 256
 GPU:           python benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \\
-                   --batch-sizes 256 512 1024 --samples 20480
+                   --batch-sizes 256 512 1024 --samples 10240
+2 GPUs:        python benchmarks/throughput.py --model vgg --device cuda:0 --stage-devices cuda:0 cuda:1 \\
+                   --batch-sizes 256 512 1024 --samples 10240
 Spawned stage processes re-import this script, hence the __main__ guard.
 """
 
@@ -57,6 +59,11 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=2, help="K, the pipeline stages")
     parser.add_argument("--device", default="cpu", help="'cpu' or a CUDA device; K stages use it K times")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores to use in total (CPU runs)")
+    parser.add_argument(
+        "--stage-devices",
+        nargs="+",
+        help="one device per stage for the pipelined rows (e.g. cuda:0 cuda:1); default: --device K times",
+    )
     args = parser.parse_args()
 
     blocks, projector = MODELS[args.model]
@@ -64,18 +71,20 @@ def main() -> None:
     X = rng.rand(args.samples, 3 * 32 * 32).astype(np.float32)
     y = rng.randint(0, 10, args.samples)
     cpu = args.device == "cpu"
-    k, cores = args.stages, args.cores
+    stage_devices = args.stage_devices or [args.device] * args.stages
+    k, cores = len(stage_devices), args.cores
     per_stage = max(1, cores // k) if cpu else cores
     bp_name = f"BP, 1 device, {cores} threads"
     base_name = f"DeInfoReg, 1 device, {per_stage} thread(s)"  # what each stage of the pipeline gets
-    rows = [(bp_name, BackpropClassifier, cores, {})]
-    rows += [(f"DeInfoReg, 1 device, {cores} threads", DeInfoRegClassifier, cores, {})]
+    one = {"devices": args.device}
+    rows = [(bp_name, BackpropClassifier, cores, one)]
+    rows += [(f"DeInfoReg, 1 device, {cores} threads", DeInfoRegClassifier, cores, one)]
     if cpu and per_stage != cores:
-        rows += [(f"BP, 1 device, {per_stage} thread(s)", BackpropClassifier, per_stage, {})]
-        rows += [(base_name, DeInfoRegClassifier, per_stage, {})]
+        rows += [(f"BP, 1 device, {per_stage} thread(s)", BackpropClassifier, per_stage, one)]
+        rows += [(base_name, DeInfoRegClassifier, per_stage, one)]
     for engine in ("threads", "processes"):
         name = f"DeInfoReg, {k} stages, {engine}, {per_stage} thread(s)/stage"
-        rows.append((name, DeInfoRegClassifier, cores, {"devices": [args.device] * k, "engine": engine}))
+        rows.append((name, DeInfoRegClassifier, cores, {"devices": stage_devices, "engine": engine}))
 
     print(
         f"model {args.model}, {args.samples} rows/epoch, median of epochs 2..{args.epochs}, "

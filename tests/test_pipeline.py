@@ -10,12 +10,15 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+from equivalence import assert_same_training
 from stage_helpers import killed_on_third, raise_on_third
 
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Embedding
 from deinforeg_sklearn.engines import balance, default_engine
 from deinforeg_sklearn.engines.launch import StageProcessError
+from deinforeg_sklearn.engines.processes import data_backend
 
 IMAGE_BLOCKS = [Conv((4,)), Conv((4, "M")), Dense(8), Dense(8)]
 
@@ -46,23 +49,6 @@ def fit(X, y, **kw):
     }
     params.update(kw)
     return DeInfoRegClassifier(**params).fit(X, y)
-
-
-def assert_same_training(a, b, X):
-    for (name, va), vb in zip(a.network_.state_dict().items(), b.network_.state_dict().values(), strict=True):
-        torch.testing.assert_close(va.cpu(), vb.cpu(), atol=1e-5, rtol=0, msg=name)  # weights, BN buffers
-    for ta, tb in zip(a.network_.trainers, b.network_.trainers, strict=True):
-        assert ta.steps_done == tb.steps_done
-        sa, sb = ta.optimizer.state_dict()["state"], tb.optimizer.state_dict()["state"]
-        assert sa.keys() == sb.keys()
-        for key in sa:
-            for field in sa[key]:
-                torch.testing.assert_close(sa[key][field], sb[key][field], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
-    assert len(a.history_) == len(b.history_)
-    for ra, rb in zip(a.history_, b.history_, strict=True):
-        for block_a, block_b in zip(ra["blocks"], rb["blocks"], strict=True):
-            assert block_a == pytest.approx(block_b, abs=1e-5)
 
 
 @pytest.mark.parametrize("engine", ["threads", "processes"])
@@ -249,3 +235,19 @@ def test_failed_start_stops_spawned_ranks(images):
         pass
     assert time.monotonic() - start < 30
     assert not stage_processes() and not dist.is_initialized()
+
+
+def test_data_backend_choice():
+    gpu = [("a", "cuda:0"), ("a", "cuda:1")]
+    assert data_backend([None, None]) == "gloo"
+    assert data_backend([("a", "cuda:0"), None]) == "gloo"  # NCCL needs CUDA on every stage
+    assert data_backend([("a", "cuda:0"), ("a", "cuda:0")]) == "gloo"  # NCCL refuses a shared GPU
+    assert data_backend([("a", "cuda:0"), ("b", "cuda:0")]) == (
+        "nccl" if dist.is_nccl_available() else "gloo"
+    )
+    assert data_backend(gpu) == ("nccl" if dist.is_nccl_available() else "gloo")
+    assert data_backend(gpu, "gloo") == "gloo"
+    with pytest.raises(ValueError, match="every pipeline stage on a CUDA device"):
+        data_backend([("a", "cuda:0"), None], "nccl")
+    with pytest.raises(ValueError, match="use 'auto', 'gloo' or 'nccl'"):
+        data_backend(gpu, "mpi")

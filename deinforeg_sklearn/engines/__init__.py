@@ -43,9 +43,15 @@ def available_cores() -> int:
 
 
 def cpu_threads_per_stage(devices: list[torch.device]) -> int | None:
-    """torch threads of each stage when every stage is on the CPU (cores shared evenly), else None."""
+    """torch threads of each stage when every stage is on the CPU, else None.
+
+    The caller's thread budget, ``min(cores, torch.get_num_threads())``, is shared evenly (at
+    least 1 each): a caller that limited torch to 1 thread (a GridSearchCV worker, a test that
+    needs exact sums) keeps 1 thread per stage rather than getting every core of the machine.
+    """
     if all(d.type == "cpu" for d in devices):
-        return max(1, available_cores() // len(devices))
+        budget = min(available_cores(), torch.get_num_threads())
+        return max(1, budget // len(devices))
     return None
 
 

@@ -86,6 +86,8 @@ def measure_block_costs(
         for trainer in copies:
             trainer.unit.train()
             out, _ = trainer.step(h, y, mask)  # warm-up (allocations, kernel selection)
+            if out.is_cuda:  # time these steps' kernels, not the warm-up's
+                torch.cuda.synchronize(out.device)
             start = time.perf_counter()
             for _ in range(repeats):
                 out, _ = trainer.step(h, y, mask)

@@ -10,14 +10,20 @@ Every rank runs the same epoch loop (SPMD), stage r on rank r:
 
 Two ways to get the ranks: under ``torchrun`` (or any launcher that set up a process group or
 the env:// variables) each process is one rank; otherwise :func:`run_local` makes the caller rank
-0 and spawns ranks 1..K-1 on this machine. Activations travel through gloo, on the CPU; stages
-on CUDA copy them to and from the host at the stage boundaries.
+0 and spawns ranks 1..K-1 on this machine.
+
+Activations travel over one of two backends (:func:`data_backend`): NCCL, GPU to GPU, when every
+stage has a CUDA device of its own; otherwise gloo, through host memory. NCCL refuses two ranks
+on one GPU ("duplicate GPU"), so stages that share a GPU, or mix CPU and CUDA, use gloo and copy
+activations to and from the host at the stage boundaries. The control traffic (stats, states,
+the agreed split) always goes over the default gloo group.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +34,31 @@ import torch.distributed as dist
 
 from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
 from deinforeg_sklearn.training.step import StepTrainer
+
+#: Set to "gloo" or "nccl" to override the choice of :func:`data_backend`.
+DATA_BACKEND_ENV = "DEINFOREG_DATA_BACKEND"
+
+
+def data_backend(places: Sequence[tuple[str, str] | None], override: str = "auto") -> str:
+    """The backend that carries activations between stages: "nccl" or "gloo".
+
+    Parameters
+    ----------
+    places : sequence of (host, device) or None
+        Where each rank's stage runs: its host name and CUDA device, or None for a CPU stage.
+    override : {"auto", "gloo", "nccl"}
+        "auto" picks NCCL only when every stage has a CUDA device that no other stage shares
+        (NCCL refuses two ranks on one GPU) and this PyTorch build has NCCL.
+    """
+    if override not in ("auto", "gloo", "nccl"):
+        raise ValueError(f"{DATA_BACKEND_ENV}={override!r}: use 'auto', 'gloo' or 'nccl'.")
+    all_cuda = all(p is not None for p in places)
+    if override == "nccl" and not all_cuda:
+        raise ValueError(f"{DATA_BACKEND_ENV}=nccl needs every pipeline stage on a CUDA device.")
+    if override != "auto":
+        return override
+    distinct = len(set(places)) == len(places)
+    return "nccl" if all_cuda and distinct and dist.is_nccl_available() else "gloo"
 
 
 @dataclass(frozen=True)
@@ -75,6 +106,8 @@ class ProcessEngine(Engine):
         self.stage_sizes = [len(s) for s in stages]
         self.in_process = False
         self.gathered_gradients: dict[int, list[float]] = {}
+        self.data_group: dist.ProcessGroup | None = None  # None: the default (gloo) group
+        self.data_backend = "gloo"
 
     @property
     def rank(self) -> int:
@@ -84,6 +117,11 @@ class ProcessEngine(Engine):
         # The launcher (spawned children, or an env:// group) sees the exception, so that it
         # can stop the other ranks and add their tracebacks to it.
         try:
+            if self.data_group is not None and self._group is None and dist.is_initialized():
+                # the caller's own process group stays; only the data group made here goes
+                with contextlib.suppress(Exception):
+                    dist.destroy_process_group(self.data_group)
+            self.data_group = None
             if self._group is not None:
                 self._group.__exit__(exc_type, exc, tb)
         finally:
@@ -99,6 +137,7 @@ class ProcessEngine(Engine):
                 self._group = self.launcher()
                 self._group.__enter__()
             self._agree_on_stages()
+            self._open_data_group()
         except BaseException as exc:
             # ``with`` does not call __exit__ when __enter__ fails: stop the ranks here.
             self.__exit__(type(exc), exc, exc.__traceback__)
@@ -127,6 +166,17 @@ class ProcessEngine(Engine):
                 for u in units:
                     self.trainers[u].unit.to(device)
 
+    def _open_data_group(self) -> None:
+        device = self.devices[self.rank]
+        place = (socket.gethostname(), str(device)) if device.type == "cuda" else None
+        places: list = [None] * dist.get_world_size()
+        dist.all_gather_object(places, place)
+        self.data_backend = data_backend(places, os.environ.get(DATA_BACKEND_ENV, "auto"))
+        if self.data_backend == "nccl":
+            torch.cuda.set_device(device)  # NCCL binds each rank to its current device
+            # every rank must call new_group, in the same order
+            self.data_group = dist.new_group(backend="nccl")
+
     def train_epoch(
         self,
         X: torch.Tensor,
@@ -139,7 +189,7 @@ class ProcessEngine(Engine):
         rank, last = self.rank, len(self.stages) - 1
         device = self.devices[rank]
         sums: list = [0.0] * len(self.trainers)
-        in_flight: list[list[dist.Work]] = []
+        in_flight: list[list[tuple[dist.Work, torch.Tensor]]] = []
         for index in batches:
             if rank == 0:
                 h, yb, mask = prepare_batch(X, y, index, device, mask_fn, augment)
@@ -152,11 +202,11 @@ class ProcessEngine(Engine):
                 self.on_batch()
             if rank < last:
                 if len(in_flight) >= self.depth:
-                    for work in in_flight.pop(0):
+                    for work, _ in in_flight.pop(0):
                         work.wait()
                 in_flight.append(self._send(h, yb, mask))
-        for works in in_flight:
-            for work in works:
+        for sends in in_flight:
+            for work, _ in sends:
                 work.wait()
         mine = {u: torch.as_tensor(sums[u]).double().cpu().numpy() for u in self.stages[rank]}
         gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
@@ -197,27 +247,36 @@ class ProcessEngine(Engine):
         self.gathered_gradients = {}
         return grads
 
-    def _send(self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> list[dist.Work]:
+    def _send(
+        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> list[tuple[dist.Work, torch.Tensor]]:
+        """Start sending a batch to the next rank; each send is kept with its buffer until it is waited on."""
         dst = self.rank + 1
-        # gloo moves CPU tensors; a CUDA stage stages its output through host memory
-        tensors = [h.detach().float().cpu().contiguous(), y.cpu().contiguous()]
+        tensors = [h.detach().float(), y]
         if mask is not None:
-            tensors.append(mask.to(torch.uint8).cpu().contiguous())
-        return [dist.isend(t, dst) for t in tensors]
+            tensors.append(mask.to(torch.uint8))
+        if self.data_group is None:
+            # gloo moves CPU tensors; a CUDA stage stages its output through host memory
+            tensors = [t.cpu() for t in tensors]
+        tensors = [t.contiguous() for t in tensors]
+        return [(dist.isend(t, dst, group=self.data_group), t) for t in tensors]
 
     def _receive(
         self, n: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         src = self.rank - 1
         boundary = self.boundary(src)
-        h = torch.empty((n, *boundary.sample_shape), dtype=torch.float32)
-        yb = torch.empty(n, dtype=torch.int64)
-        dist.recv(h, src)
-        dist.recv(yb, src)
+        # NCCL receives straight into device memory (on an NCCL stream that the current stream
+        # then waits for); gloo into host memory, copied to the device afterwards.
+        where = device if self.data_group is not None else torch.device("cpu")
+        h = torch.empty((n, *boundary.sample_shape), dtype=torch.float32, device=where)
+        yb = torch.empty(n, dtype=torch.int64, device=where)
+        dist.recv(h, src, group=self.data_group)
+        dist.recv(yb, src, group=self.data_group)
         mask = None
         if boundary.mask_steps is not None:
-            raw = torch.empty((n, boundary.mask_steps), dtype=torch.uint8)
-            dist.recv(raw, src)
+            raw = torch.empty((n, boundary.mask_steps), dtype=torch.uint8, device=where)
+            dist.recv(raw, src, group=self.data_group)
             mask = raw.bool().to(device)
         return h.to(device), yb.to(device), mask
 

@@ -28,7 +28,10 @@ class Handoff:
 
 def send(tensors: tuple[torch.Tensor | None, ...], device: torch.device) -> Handoff:
     """Copy ``tensors`` to ``device`` (asynchronously on CUDA) and mark when they are ready."""
-    moved = tuple(None if t is None else t.to(device, non_blocking=True) for t in tensors)
+    # Only copies into CUDA memory may be asynchronous: the event below orders them. A
+    # non-blocking copy into host memory could be read by a CPU stage before it has landed.
+    non_blocking = device.type == "cuda"
+    moved = tuple(None if t is None else t.to(device, non_blocking=non_blocking) for t in tensors)
     ready = None
     if device.type == "cuda":
         # Cross-device copies are ordered on the destination's current stream; record there.

@@ -27,7 +27,7 @@ def pipeline_engine(
 ) -> Engine:
     """The engine that trains ``network`` as a pipeline of ``stages`` on ``devices``.
 
-    CPU stages share the cores: each gets ``cores // stages`` torch threads (at least 1).
+    CPU stages share the thread budget: see :func:`~deinforeg_sklearn.engines.cpu_threads_per_stage`.
     """
     n = len(stages)
     cpu_threads = cpu_threads_per_stage(devices)

@@ -1,0 +1,131 @@
+"""CUDA placement, streams and hand-over. Skipped without a GPU; run them where one is present.
+
+The process-engine tests put several ranks on one GPU: they check the gloo path (activations
+staged through host memory). The NCCL path needs a GPU per stage (NCCL refuses two ranks on one
+GPU) and runs only with at least 2 GPUs.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from equivalence import assert_same_training
+
+from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
+from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Embedding
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+DENSE = [Dense(32), Dense(32), Dense(32), Dense(32)]
+IMAGE = [Conv((8,)), Conv((8, "M")), Dense(16), Dense(16)]
+
+
+@pytest.fixture(autouse=True)
+def deterministic_kernels():
+    # Same inputs, same kernels: otherwise cuDNN may pick a different (non-deterministic)
+    # algorithm per run, and the engines could not be compared to 1e-5.
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def fit(X, y, blocks=DENSE, **kw):
+    params = {"blocks": blocks, "max_iter": 2, "batch_size": 32, "random_state": 0, "devices": "cuda:0"}
+    params.update(kw)
+    return DeInfoRegClassifier(**params).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    X = rng.rand(203, 2 * 6 * 6).astype(np.float32)  # 182 training rows: 5 batches of 32 + 22
+    return X, rng.randint(0, 3, 203)
+
+
+def test_fit_on_one_gpu_learns_and_keeps_the_model_there(digits):
+    X, y = digits
+    kw = {"blocks": DENSE, "max_iter": 15, "random_state": 0}
+    gpu = DeInfoRegClassifier(devices="cuda:0", **kw).fit(X[:1400], y[:1400])
+    assert {p.device.type for p in gpu.network_.parameters()} == {"cuda"}
+    cpu = DeInfoRegClassifier(**kw).fit(X[:1400], y[:1400])
+    # Different kernels, same model: CPU accuracy here is 0.894. The devices agree on nearly
+    # every prediction and on the accuracy.
+    assert gpu.score(X[1400:], y[1400:]) == pytest.approx(cpu.score(X[1400:], y[1400:]), abs=0.02)
+    assert np.mean(gpu.predict(X[1400:]) == cpu.predict(X[1400:])) >= 0.95
+
+
+@pytest.mark.parametrize("n_stages", [2, 4])
+def test_thread_stages_sharing_one_gpu_match_sequential(n_stages, images):
+    X, y = images
+    sequential = fit(X, y)
+    piped = fit(X, y, devices=["cuda:0"] * n_stages, engine="threads")
+    assert piped.stage_sizes_ == [4 // n_stages] * n_stages
+    assert_same_training(sequential, piped, X)
+
+
+def test_conv_thread_stages_on_one_gpu_match_sequential(images):
+    X, y = images
+    kw = {"blocks": IMAGE, "input_shape": (2, 6, 6)}
+    assert_same_training(fit(X, y, **kw), fit(X, y, devices=["cuda:0", "cuda:0"], engine="threads", **kw), X)
+
+
+def test_process_stages_sharing_one_gpu_match_sequential(images):
+    X, y = images
+    sequential = fit(X, y)
+    piped = fit(X, y, devices=["cuda:0", "cuda:0"], engine="processes")
+    assert_same_training(sequential, piped, X)
+
+
+@pytest.mark.parametrize("devices", [["cuda:0", "cpu"], ["cpu", "cuda:0"]])
+def test_mixed_cpu_and_gpu_stages_agree_across_engines(devices, images):
+    # Device to host and host to device hand-overs; both engines place each block alike, so they
+    # run the same kernels and must train the same network.
+    X, y = images
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        threads = fit(X, y, devices=devices, engine="threads")
+        processes = fit(X, y, devices=devices, engine="processes")
+    finally:
+        torch.set_num_threads(saved)
+    assert_same_training(threads, processes, X)
+    first, last = threads.network_.trainers[0].unit, threads.network_.trainers[-1].unit
+    assert next(first.parameters()).device.type == torch.device(devices[0]).type
+    assert next(last.parameters()).device.type == torch.device(devices[1]).type
+
+
+def test_token_masks_through_gpu_stages():
+    rng = np.random.RandomState(0)
+    X = rng.randint(2, 40, size=(90, 6))
+    X[np.arange(6) >= rng.randint(1, 7, 90)[:, None]] = 0
+    y = X[:, 0] % 2
+    kw = {"blocks": [Embedding(6), LSTM(4), LSTM(4)], "max_iter": 2, "batch_size": 16, "random_state": 0}
+    sequential = DeInfoRegClassifier(devices="cuda:0", **kw).fit(X, y)
+    for engine in ("threads", "processes"):
+        piped = DeInfoRegClassifier(devices=["cuda:0", "cuda:0"], engine=engine, placement=[1, 2], **kw)
+        assert_same_training(sequential, piped.fit(X, y), X)
+
+
+def test_backprop_on_gpu(digits):
+    X, y = digits
+    kw = {"blocks": DENSE, "max_iter": 10, "random_state": 0}
+    gpu = BackpropClassifier(devices=0, **kw).fit(X[:1400], y[:1400])
+    cpu = BackpropClassifier(**kw).fit(X[:1400], y[:1400])  # 0.864 on the CPU
+    assert gpu.score(X[1400:], y[1400:]) == pytest.approx(cpu.score(X[1400:], y[1400:]), abs=0.02)
+
+
+def test_gpu_model_pickles(images):
+    X, y = images
+    est = fit(X, y, devices=["cuda:0", "cuda:0"], engine="threads")
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs one GPU per stage")
+def test_nccl_process_stages_match_threads(images):
+    X, y = images
+    threads = fit(X, y, devices=[0, 1], engine="threads")
+    processes = fit(X, y, devices=[0, 1], engine="processes")  # GPU to GPU over NCCL
+    assert_same_training(threads, processes, X)
