@@ -1,4 +1,4 @@
-"""Real data sets that the benchmarks use, read from local files (download is opt-in).
+"""VADER movie-review sentences, read from a local cache (download from PyPI is opt-in).
 
 VADER movie-review sentences (Hutto & Gilbert, 2014; MIT licence): 10,605 sentences with
 human sentiment scores from -4 to 4. They ship inside the ``vaderSentiment`` source
@@ -16,13 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deinforeg_sklearn.datasets._paths import default_cache
+
 VADER_SDIST = "vadersentiment==3.3.2"
 VADER_MEMBER = "movieReviewSnippets_GroundTruth.txt"
-
-
-def default_cache() -> Path:
-    """``$DEINFOREG_DATA`` or ``~/.cache/deinforeg-sklearn``."""
-    return Path(os.environ.get("DEINFOREG_DATA", Path.home() / ".cache" / "deinforeg-sklearn"))
 
 
 def parse_vader_ground_truth(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:

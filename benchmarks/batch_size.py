@@ -1,0 +1,100 @@
+"""Accuracy of BP, AL, SCPL and DeInfoReg across batch sizes (the paper's Tables 1-4).
+
+Each (method, batch size, seed) is one fit: early stopping on a 10 % validation split of the
+training data keeps the best epoch, DeInfoReg predicts with the block that scored best on
+validation, and the test split is scored once at the end. Results: docs/results/batch_size_<task>.*
+
+Quick (CI, digits, ~1.5 min):  python benchmarks/batch_size.py --quick
+CPU (one task, < 30 min each): python benchmarks/batch_size.py --task fashion-vgg
+                               python benchmarks/batch_size.py --task fashion-resnet
+                               python benchmarks/batch_size.py --task vader-lstm  (after --fetch)
+Paper scale (GPU):             python benchmarks/batch_size.py --task cifar100-vgg --data-dir DATA \\
+                                   --device cuda:0 --max-iter 200 --patience 20 --seeds 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from experiment import AL_NOTE, METHODS, parser, run, setup
+from paper_numbers import BATCH_SIZE_TABLES, BATCH_SIZES, PAPER_SETTING
+from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+
+
+def main() -> None:
+    p = parser(__doc__, default_task="fashion-vgg", quick_task="digits-conv", max_iter=12, patience=3)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 64 128 256 512")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    args = p.parse_args()
+    if args.batch_sizes is None:
+        args.batch_sizes = [64, 256] if args.quick else list(BATCH_SIZES)
+    task, data, budget = setup(args)
+    methods = [m for m in args.methods if not (m == "AL" and task.tokens)]
+
+    rows = []
+    for batch_size in args.batch_sizes:
+        for method in methods:
+            for seed in args.seeds:
+                row = run(method, task, data, task.depth, seed, budget, args.device, batch_size=batch_size)
+                row["batch_size"] = batch_size
+                rows.append(row)
+                print(
+                    f"{method:<10} batch {batch_size:<4} seed {seed}: {row['test_accuracy']:.4f} "
+                    f"({row['epochs_run']} epochs, {row['fit_seconds']} s)",
+                    flush=True,
+                )
+
+    folder = out_dir(args.quick, args.out)
+    stem = f"batch_size_{task.name}"
+    write_csv(folder / f"{stem}.csv", rows)
+    by = grouped(rows, "method", "batch_size")
+    setting = PAPER_SETTING.get(task.name)
+    paper = BATCH_SIZE_TABLES.get(setting, {})
+    header = ["method", *[f"batch {b}" for b in args.batch_sizes]]
+    ours = [
+        [m, *[mean_std([r["test_accuracy"] for r in by[(m, b)]]) for b in args.batch_sizes]] for m in methods
+    ]
+    theirs = [
+        [m, *[paper[m][BATCH_SIZES.index(b)] if b in BATCH_SIZES else "" for b in args.batch_sizes]]
+        for m in methods
+        if m in paper
+    ]
+    epochs = [
+        [m, *[f"{np.mean([r['epochs_run'] for r in by[(m, b)]]):.1f}" for b in args.batch_sizes]]
+        for m in methods
+    ]
+    sections = [
+        f"## Test accuracy (%), mean ± std over seeds {args.seeds}\n\n{table(header, ours)}",
+        f"## The paper ({' / '.join(setting)}), for comparison\n\n{table(header, theirs)}" if paper else "",
+        f"## Epochs run (early stopping on validation, cap {budget.max_iter})\n\n{table(header, epochs)}",
+    ]
+    if task.tokens:
+        sections.append("AL is left out: ALClassifier does not read token ids.")
+    elif "AL" in methods:
+        sections.append(AL_NOTE)
+    write_page(
+        folder / f"{stem}.md",
+        f"Accuracy across batch sizes: {task.name}",
+        f"Task: {task.about}. Every choice (epoch, DeInfoReg's inference block) is made on a 10 % "
+        "validation split of the training data; the test split is scored once.",
+        sections,
+    )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        acc = [np.mean([r["test_accuracy"] for r in by[(m, b)]]) * 100 for b in args.batch_sizes]
+        err = [np.std([r["test_accuracy"] for r in by[(m, b)]]) * 100 for b in args.batch_sizes]
+        ax.errorbar(args.batch_sizes, acc, yerr=err, marker="o", capsize=3, label=m)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(args.batch_sizes, [str(b) for b in args.batch_sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(task.name)
+    ax.legend()
+    save_figure(fig, folder / f"{stem}.png")
+
+
+if __name__ == "__main__":
+    main()

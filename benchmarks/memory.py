@@ -1,0 +1,131 @@
+"""Peak training memory of BP, AL, SCPL and DeInfoReg (the paper's Table 8).
+
+Each (method, seed) trains in a fresh Python process, so that one method's peak cannot hide
+another's. On a GPU the number is ``torch.cuda.max_memory_allocated`` during the fit; on the CPU
+it is the process's peak resident memory (``ru_maxrss``) minus its resident memory just before
+the fit (interpreter, torch and the data set are thus left out). Trainable parameters are
+counted too. Results: docs/results/memory_<task>.*
+
+Quick (CI, digits, ~1 min): python benchmarks/memory.py --quick
+CPU (< 10 min):             python benchmarks/memory.py --task vader-lstm
+GPU, paper-like:            python benchmarks/memory.py --task vader-lstm --device cuda:0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from experiment import METHODS, make_estimator, parser, peak_rss_mib, setup
+from paper_numbers import MEMORY_MIB
+from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+
+CPU_MEASURE = (
+    "CPU: peak resident memory (ru_maxrss) minus the resident memory just before the fit, so the "
+    "interpreter, torch and the data set are left out."
+)
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child(args) -> None:
+    """Train one method once and print its numbers as JSON (runs in its own process)."""
+    import torch
+
+    task, (X, y, _, _), budget = setup(args)
+    est = make_estimator(args.child, task, task.depth, args.seeds[0], budget, args.device)
+    est.set_params(
+        batch_size=args.batch_size, max_iter=args.epochs, early_stopping=False, validation_fraction=0
+    )
+    if args.child == "DeInfoReg":
+        est.set_params(inference="last")  # "best" needs a validation split
+    cuda = args.device is not None and args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    before = current_rss_mib()
+    est.fit(X, y)
+    result = {
+        "method": args.child,
+        "seed": args.seeds[0],
+        "parameters": sum(p.numel() for p in est.network_.parameters() if p.requires_grad),
+        "cpu_peak_mib": round(peak_rss_mib() - before, 1),
+    }
+    if cuda:
+        result["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    p = parser(__doc__, default_task="vader-lstm", quick_task="digits-lstm", max_iter=2, patience=1)
+    p.add_argument("--batch-size", type=int, default=256, help="the paper's Table 8 uses 256")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one measurement
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    task_name = args.task or (args.quick_task if args.quick else args.default_task)
+    rows = []
+    for method in METHODS:
+        for seed in args.seeds:
+            command = [sys.executable, sys.argv[0], *sys.argv[1:], "--child", method, "--seeds", str(seed)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode != 0 or not lines:
+                raise SystemExit(f"{method} failed:\n{done.stderr[-2000:]}")
+            row = json.loads(lines[-1][len("RESULT ") :])
+            rows.append(row)
+            print(row, flush=True)
+
+    folder = out_dir(args.quick, args.out)
+    stem = f"memory_{task_name}"
+    write_csv(folder / f"{stem}.csv", rows)
+    by = grouped(rows, "method")
+    key = "gpu_peak_mib" if "gpu_peak_mib" in rows[0] else "cpu_peak_mib"
+    body = [
+        [
+            m,
+            f"{by[(m,)][0]['parameters']:,}",
+            mean_std([r[key] for r in by[(m,)]], scale=1.0, digits=1),
+            MEMORY_MIB[m],
+        ]
+        for m in METHODS
+    ]
+    what = "GPU max allocated (MiB)" if key == "gpu_peak_mib" else "CPU peak RSS during fit (MiB)"
+    write_page(
+        folder / f"{stem}.md",
+        f"Training memory: {task_name}",
+        f"Batch size {args.batch_size}, {args.epochs} epoch(s), one fresh process per run. "
+        + ("GPU: torch.cuda.max_memory_allocated." if key == "gpu_peak_mib" else CPU_MEASURE),
+        [
+            table(
+                [
+                    "method",
+                    "trainable parameters",
+                    f"{what}, seeds {args.seeds}",
+                    "paper (GPU MiB, IMDB LSTM)",
+                ],
+                body,
+            )
+        ],
+    )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(list(METHODS), [np.mean([r[key] for r in by[(m,)]]) for m in METHODS])
+    ax.set(ylabel=what, title=f"{task_name}: training memory")
+    save_figure(fig, folder / f"{stem}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Helpers of the paper-table benchmarks (benchmarks/): label noise, sentence embedding, reports."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+from experiment import al_extra_epochs
+from noisy_labels import corrupt
+from report import mean_std, table, write_csv
+from tasks import TASKS, embed_sentences
+
+from deinforeg_sklearn.text import WordVectors
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.2, 0.8])
+def test_label_noise_flips_exactly_the_ratio_to_other_classes(ratio):
+    y = np.repeat(np.arange(5), 40)
+    noisy = corrupt(y, ratio, seed=3)
+    assert (noisy != y).sum() == round(ratio * len(y))
+    assert set(np.unique(noisy)) <= set(range(5))
+    np.testing.assert_array_equal(corrupt(y, ratio, seed=3), noisy)  # one draw per seed
+
+
+def test_sentence_embedding_pads_and_zeroes_unknown_words():
+    vectors = WordVectors(["good", "film"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+    X = embed_sentences(["Good film!", "unknown good", "film good film good"], 3, vectors)
+    assert X.shape == (3, 6)
+    np.testing.assert_array_equal(X[0], [1, 2, 3, 4, 0, 0])
+    np.testing.assert_array_equal(X[1], [0, 0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(X[2], [3, 4, 1, 2, 3, 4])  # cut at 3 words
+
+
+def test_al_plateau_budget_in_epochs():
+    # 1000 rows, 10 % held out, batch 100 -> 9 steps per epoch -> 200 steps = 23 epochs
+    assert al_extra_epochs(1000, 100, 0.1) == 23
+    assert al_extra_epochs(10, 512, 0.1) == 200
+
+
+def test_reports(tmp_path):
+    assert mean_std([0.5, 0.7]) == "60.00 ± 14.14"
+    assert mean_std([0.5]) == "50.00 ± 0.00"
+    assert table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    write_csv(tmp_path / "r.csv", [{"x": 1, "estimator": object()}, {"x": 2, "y": 3}])
+    assert (tmp_path / "r.csv").read_text().splitlines() == ["x,y", "1,", "2,3"]
+
+
+def test_quick_tasks_load_bundled_data():
+    for name in ("digits-conv", "digits-lstm"):
+        task = TASKS[name]
+        X, y, X_test, y_test = task.load(None)
+        assert len(X) == len(y) == 1347 and len(X_test) == len(y_test) == 450
+        assert len(task.blocks(task.depth)) == task.depth
