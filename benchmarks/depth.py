@@ -87,7 +87,8 @@ def main() -> None:
         ],
     )
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for m in METHODS:
+    for i, m in enumerate(METHODS):
+        colour = f"C{i}"
         axes[0].errorbar(
             args.depths,
             [np.mean([r["test_accuracy"] for r in by[(m, d)]]) * 100 for d in args.depths],
@@ -95,9 +96,11 @@ def main() -> None:
             marker="o",
             capsize=3,
             label=m,
+            color=colour,
         )
-        axes[1].plot(range(1, grad_depth + 1), overall[m], marker="o", label=f"{m}, mean over epochs")
-        axes[1].plot(range(1, grad_depth + 1), first[m], linestyle="--", label=f"{m}, first epoch")
+        blocks = range(1, grad_depth + 1)
+        axes[1].plot(blocks, overall[m], marker="o", color=colour, label=f"{m}, mean over epochs")
+        axes[1].plot(blocks, first[m], linestyle="--", color=colour, label=f"{m}, first epoch")
     axes[0].set(xlabel="blocks L", ylabel="test accuracy (%)", title=f"{task.name}: accuracy vs depth")
     axes[1].set(
         xlabel="block (1 = input side)",
