@@ -1,7 +1,9 @@
 """BP vs DeInfoReg when a fraction of the training labels is wrong (the paper's Table 6).
 
-A fraction theta of the training rows gets a label drawn uniformly from the other classes
-(symmetric noise, drawn per seed). The validation split that early stopping uses comes from the
+A fraction theta of the training rows gets a label drawn uniformly from all classes (symmetric
+noise, drawn per seed; a drawn label can equal the true one, so with K classes a fraction
+theta * (K - 1) / K of the labels ends up wrong, and the true class stays the most frequent label
+of its rows for every theta < 1). The validation split that early stopping uses comes from the
 same noisy training data, as it would in practice; the test labels stay clean.
 Results: docs/results/noisy_labels_<task>.*
 
@@ -25,13 +27,12 @@ METHODS = ("BP", "DeInfoReg")
 
 
 def corrupt(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """``y`` with round(ratio * n) labels replaced by a different class, chosen uniformly."""
+    """``y`` with round(ratio * n) rows relabelled uniformly at random among all classes."""
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
     noisy = y.copy()
     rows = rng.choice(len(y), size=round(ratio * len(y)), replace=False)
-    for i in rows:
-        noisy[i] = rng.choice(classes[classes != y[i]])
+    noisy[rows] = rng.choice(classes, size=len(rows))
     return noisy
 
 
@@ -72,7 +73,8 @@ def main() -> None:
     write_page(
         folder / f"{stem}.md",
         f"Noisy labels: {task.name}",
-        f"Task: {task.about}. Symmetric label noise on the training rows; clean test labels. "
+        f"Task: {task.about}. A fraction θ of the training rows is relabelled uniformly at random "
+        "(so θ(K-1)/K of the labels are wrong); clean test labels. "
         "Epochs chosen on a (noisy) 10 % validation split.",
         [
             f"## Test accuracy (%), mean ± std over seeds {args.seeds}\n\n{table(header, ours)}",
