@@ -14,12 +14,10 @@ import resource
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+from tasks import TASKS, Data  # benchmarks/tasks.py (this folder is on sys.path)
 
 from deinforeg_sklearn import ALClassifier, BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
-
-Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 METHODS = {
     "BP": BackpropClassifier,
@@ -126,8 +124,6 @@ def parser(
 
 def setup(args: argparse.Namespace) -> tuple[object, Data, Budget]:
     """Resolve the task, load its data once and set the thread count."""
-    from tasks import TASKS
-
     torch.set_num_threads(args.threads)
     name = args.task or (args.quick_task if args.quick else args.default_task)
     if name not in TASKS:
