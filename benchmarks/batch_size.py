@@ -8,6 +8,7 @@ Quick (CI, digits, ~1.5 min):  python benchmarks/batch_size.py --quick
 CPU (one task, < 30 min each): python benchmarks/batch_size.py --task fashion-vgg
                                python benchmarks/batch_size.py --task fashion-resnet
                                python benchmarks/batch_size.py --task vader-lstm  (after --fetch)
+                               python benchmarks/batch_size.py --task vader-transformer  (64-256)
 Paper scale (GPU):             python benchmarks/batch_size.py --task cifar100-vgg --data-dir DATA \\
                                    --device cuda:0 --max-iter 200 --patience 20 --seeds 0 1 2 3 4
 """
@@ -20,18 +21,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from experiment import AL_NOTE, METHODS, parser, run, setup
-from paper_numbers import BATCH_SIZE_TABLES, BATCH_SIZES, PAPER_SETTING
+from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
 from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
 
 
 def main() -> None:
     p = parser(__doc__, default_task="fashion-vgg", quick_task="digits-conv", max_iter=12, patience=3)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 64 128 256 512")
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: the paper table's (64-512; 64-256 for Transformers)",
+    )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = p.parse_args()
-    if args.batch_sizes is None:
-        args.batch_sizes = [64, 256] if args.quick else list(BATCH_SIZES)
     task, data, budget = setup(args)
+    setting = PAPER_SETTING.get(task.name)
+    paper_sizes = table_batch_sizes(setting)
+    if args.batch_sizes is None:
+        args.batch_sizes = [64, 256] if args.quick else list(paper_sizes)
     methods = [m for m in args.methods if not (m == "AL" and task.tokens)]
 
     rows = []
@@ -51,14 +60,13 @@ def main() -> None:
     stem = f"batch_size_{task.name}"
     write_csv(folder / f"{stem}.csv", rows)
     by = grouped(rows, "method", "batch_size")
-    setting = PAPER_SETTING.get(task.name)
     paper = BATCH_SIZE_TABLES.get(setting, {})
     header = ["method", *[f"batch {b}" for b in args.batch_sizes]]
     ours = [
         [m, *[mean_std([r["test_accuracy"] for r in by[(m, b)]]) for b in args.batch_sizes]] for m in methods
     ]
     theirs = [
-        [m, *[paper[m][BATCH_SIZES.index(b)] if b in BATCH_SIZES else "" for b in args.batch_sizes]]
+        [m, *[paper[m][paper_sizes.index(b)] if b in paper_sizes else "" for b in args.batch_sizes]]
         for m in methods
         if m in paper
     ]

@@ -53,7 +53,10 @@ def child(args) -> None:
         est.set_params(inference="last")  # "best" needs a validation split
     cuda = args.device is not None and args.device.startswith("cuda")
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        # name the device: the current one is cuda:0 whatever --device says
+        device = torch.device(args.device)
+        torch.cuda.init()
+        torch.cuda.reset_peak_memory_stats(device)
     before = current_rss_mib()
     est.fit(X, y)
     result = {
@@ -63,7 +66,7 @@ def child(args) -> None:
         "cpu_peak_mib": round(peak_rss_mib() - before, 1),
     }
     if cuda:
-        result["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        result["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     print("RESULT " + json.dumps(result))
 
 

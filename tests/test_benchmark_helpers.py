@@ -10,9 +10,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
 from experiment import al_extra_epochs
 from noisy_labels import corrupt
+from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
 from report import mean_std, table, write_csv
 from tasks import TASKS, embed_sentences
 
+from deinforeg_sklearn import DeInfoRegClassifier
+from deinforeg_sklearn.blocks import Embedding, Transformer
 from deinforeg_sklearn.text import WordVectors
 
 
@@ -76,8 +79,38 @@ def test_paper_scale_tasks_read_their_files(tmp_path):
     rows = [["review", "sentiment"], ["a fine film", "positive"], ["a dull film", "negative"]]
     write_csv(tmp_path / "imdb_train.csv", rows)
     write_csv(tmp_path / "imdb_test.csv", rows[:2])
-    X, y, X_test, y_test = TASKS["imdb-lstm"].load(str(tmp_path))
-    assert X.shape == (2, 350) and X_test.shape == (1, 350) and X.dtype.kind == "i"
-    np.testing.assert_array_equal(y, [1, 0])
-    np.testing.assert_array_equal(y_test, [1])
-    assert TASKS["imdb-lstm"].tokens
+    for name in ("imdb-lstm", "imdb-transformer"):
+        X, y, X_test, y_test = TASKS[name].load(str(tmp_path))
+        assert X.shape == (2, 350) and X_test.shape == (1, 350) and X.dtype.kind == "i"
+        np.testing.assert_array_equal(y, [1, 0])
+        np.testing.assert_array_equal(y_test, [1])
+        assert TASKS[name].tokens
+    blocks = TASKS["imdb-transformer"].blocks(4)
+    assert [type(b) for b in blocks] == [Embedding, *[Transformer] * 4]
+    assert all(b.layers == 3 and b.d_model == 300 for b in blocks[1:])
+
+
+def test_paper_tables_have_one_number_per_batch_size():
+    for setting, methods in BATCH_SIZE_TABLES.items():
+        for accuracies in methods.values():
+            assert len(accuracies) == len(table_batch_sizes(setting)), setting
+    assert table_batch_sizes(PAPER_SETTING["vader-transformer"]) == (64, 128, 256)
+    assert table_batch_sizes(PAPER_SETTING["vader-lstm"]) == (64, 128, 256, 512)
+    # every task is compared with some paper setting that exists
+    assert set(PAPER_SETTING) == set(TASKS)
+    assert all(setting in BATCH_SIZE_TABLES for setting in PAPER_SETTING.values())
+
+
+@pytest.mark.parametrize("name", ["fashion-vgg", "fashion-resnet", "vader-lstm", "vader-transformer"])
+def test_cpu_scale_networks_train_on_their_input_shape(name):
+    # The CPU-scale data sets are not bundled: random rows of the task's input shape stand in,
+    # so that a wrong block list or shape fails here rather than an hour into a benchmark.
+    task = TASKS[name]
+    shape = task.fit_params["input_shape"]
+    rng = np.random.default_rng(0)
+    X = rng.random((40, int(np.prod(shape))), dtype=np.float32)
+    y = np.arange(40) % 2
+    est = DeInfoRegClassifier(blocks=task.blocks(task.depth), max_iter=1, batch_size=20, random_state=0)
+    est.set_params(**task.fit_params).fit(X, y)
+    assert len(est.network_.blocks) == task.depth
+    assert est.predict_proba(X).shape == (40, 2)
