@@ -5,7 +5,12 @@ staged through host memory). The NCCL path needs a GPU per stage (NCCL refuses t
 GPU) and runs only with at least 2 GPUs.
 """
 
+import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,6 +126,25 @@ def test_gpu_model_pickles(images):
     est = fit(X, y, devices=["cuda:0", "cuda:0"], engine="threads")
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
+
+
+def test_memory_benchmark_reports_the_cuda_peak():
+    # benchmarks/memory.py (Table 8) on a GPU: one measurement, in its own process as the script
+    # runs it. The peak must at least hold the trained parameters (float32) on the device.
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, str(root / "benchmarks" / "memory.py"), "--quick", "--device", "cuda:0"]
+    done = subprocess.run(
+        [*command, "--child", "DeInfoReg", "--seeds", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT ") :])
+    assert result["gpu_peak_mib"] >= result["parameters"] * 4 / 2**20 > 0
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs one GPU per stage")
