@@ -153,3 +153,25 @@ def test_nccl_process_stages_match_threads(images):
     threads = fit(X, y, devices=[0, 1], engine="threads")
     processes = fit(X, y, devices=[0, 1], engine="processes")  # GPU to GPU over NCCL
     assert_same_training(threads, processes, X)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_process_rank_pins_its_gpu_and_gives_the_caller_its_own_back(images, monkeypatch, backend):
+    # Rank 0 is this process. Its stage is on cuda:1: while it steps its blocks, cuda:1 must be
+    # the current device (on the gloo path too), and after the fit the caller's cuda:0 again.
+    from deinforeg_sklearn.engines import processes
+
+    seen, step_units = [], processes.step_units
+
+    def recording_step_units(*args, **kwargs):
+        seen.append(torch.cuda.current_device())
+        return step_units(*args, **kwargs)
+
+    monkeypatch.setattr(processes, "step_units", recording_step_units)
+    monkeypatch.setenv("DEINFOREG_DATA_BACKEND", backend)
+    torch.cuda.set_device(0)
+    X, y = images
+    fit(X, y, devices=[1, 0], engine="processes")
+    assert seen and set(seen) == {1}
+    assert torch.cuda.current_device() == 0

@@ -126,9 +126,12 @@ class ProcessEngine(Engine):
                 self._group.__exit__(exc_type, exc, tb)
         finally:
             torch.set_num_threads(self._saved_threads)
+            if self._saved_cuda_device is not None:
+                torch.cuda.set_device(self._saved_cuda_device)  # the caller's, as it was
 
     def start(self) -> None:
         self._saved_threads = torch.get_num_threads()
+        self._saved_cuda_device: int | None = None
         if self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         self._group = None
@@ -137,6 +140,7 @@ class ProcessEngine(Engine):
                 self._group = self.launcher()
                 self._group.__enter__()
             self._agree_on_stages()
+            self._pin_cuda_device()
             self._open_data_group()
         except BaseException as exc:
             # ``with`` does not call __exit__ when __enter__ fails: stop the ranks here.
@@ -166,6 +170,19 @@ class ProcessEngine(Engine):
                 for u in units:
                     self.trainers[u].unit.to(device)
 
+    def _pin_cuda_device(self) -> None:
+        """Make a GPU stage's device this rank's current CUDA device, on every data path.
+
+        Work on the stage's tensors runs on their device anyway; what the pin changes is
+        everything keyed to the *current* device (default streams, ``synchronize()``, the NCCL
+        communicator), which would otherwise be cuda:0 in every rank and open a context there.
+        ``__exit__`` restores the caller's device: rank 0 is the caller's own process.
+        """
+        device = self.devices[self.rank]
+        if device.type == "cuda":
+            self._saved_cuda_device = torch.cuda.current_device()
+            torch.cuda.set_device(device)
+
     def _open_data_group(self) -> None:
         device = self.devices[self.rank]
         place = (socket.gethostname(), str(device)) if device.type == "cuda" else None
@@ -173,7 +190,7 @@ class ProcessEngine(Engine):
         dist.all_gather_object(places, place)
         self.data_backend = data_backend(places, os.environ.get(DATA_BACKEND_ENV, "auto"))
         if self.data_backend == "nccl":
-            torch.cuda.set_device(device)  # NCCL binds each rank to its current device
+            # NCCL binds each rank to its current device, pinned by _pin_cuda_device;
             # every rank must call new_group, in the same order
             self.data_group = dist.new_group(backend="nccl")
 
