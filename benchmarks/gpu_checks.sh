@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# Every GPU check in one run (for a machine with one CUDA GPU; about 8 minutes on an H100): the
-# CUDA tests, a probe of the NCCL data path, GPU memory per method (Table 8, digits scale) and the
-# Table 7 throughput layout. Logs go to $OUT (or ./gpu-logs).
-#   bash benchmarks/gpu_checks.sh
+# Every GPU check in one run, for a machine with one CUDA GPU. Logs and result pages go to $OUT
+# (or ./gpu-logs). Name sections to run only those (default: all, about 10 minutes on an H100):
+#   tests       the CUDA tests, and the pipeline tests with a GPU present (about 3 minutes)
+#   nccl        a probe of the NCCL data path forced onto one GPU
+#   memory      GPU memory per method, Table 8 (about 2 minutes): VADER LSTM when ./gpu-data holds
+#               an offline copy (python benchmarks/text_sentiment.py --offline-copy gpu-data, made
+#               where the internet is; GPU hosts often have none), else digits
+#   throughput  the Table 7 layout, the paper's VGG on one GPU (about 5 minutes)
+#   bash benchmarks/gpu_checks.sh                 # everything
+#   bash benchmarks/gpu_checks.sh memory          # Table 8 only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-nvidia-smi -L
+sections=${*:-tests nccl memory throughput}
+for section in $sections; do
+  case $section in
+    tests | nccl | memory | throughput) ;;
+    *) echo "unknown section '$section': choose from tests nccl memory throughput" >&2; exit 2 ;;
+  esac
+done
+nvidia-smi -L || { echo "no NVIDIA GPU here: these checks need one" >&2; exit 2; }
 python3 -c "import torch, sklearn; print('torch', torch.__version__, 'sklearn', sklearn.__version__, torch.cuda.get_device_name(0))"
 
-echo "== CUDA tests, and the pipeline tests with a GPU present"
-timeout 300 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_pipeline.py \
-  tests/test_input_errors.py 2>&1 | tee "$out/tests.log" | tail -25
+tests() {
+  echo "== CUDA tests, and the pipeline tests with a GPU present"
+  timeout 300 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_pipeline.py \
+    tests/test_input_errors.py 2>&1 | tee "$out/tests.log" | tail -25
+}
 
-echo "== NCCL data path forced onto one GPU (NCCL is expected to refuse two ranks on one GPU)"
-probe=$(mktemp --suffix .py)  # a file: spawned stage processes re-import the main module
-cat > "$probe" <<'PY'
+nccl() {
+  echo "== NCCL data path forced onto one GPU (NCCL is expected to refuse two ranks on one GPU)"
+  local probe
+  probe=$(mktemp --suffix .py)  # a file: spawned stage processes re-import the main module
+  cat > "$probe" <<'PY'
 import numpy as np
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Dense
@@ -32,11 +49,28 @@ if __name__ == "__main__":
     except Exception as exc:
         print("NCCL on one GPU failed:", type(exc).__name__, str(exc).splitlines()[-1][:300])
 PY
-DEINFOREG_DATA_BACKEND=nccl DEINFOREG_DIST_TIMEOUT=60 timeout 120 python3 "$probe" 2>&1 | tail -8
+  DEINFOREG_DATA_BACKEND=nccl DEINFOREG_DIST_TIMEOUT=60 timeout 120 python3 "$probe" 2>&1 | tail -8
+}
 
-echo "== GPU memory per method (Table 8 layout, digits LSTM)"
-timeout 150 python3 benchmarks/memory.py --quick --device cuda:0 --out "$out" 2>&1 | tail -8
+memory() {
+  echo "== GPU memory per method (Table 8)"
+  timeout 240 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py -k memory 2>&1 | tail -3
+  local vectors=gpu-data/vader-words.glove-50d.txt.gz
+  if [ -f "$vectors" ]; then
+    timeout 420 python3 benchmarks/memory.py --task vader-lstm --device cuda:0 --data-dir gpu-data \
+      --vectors "$vectors" --out "$out" 2>&1 | tee "$out/memory.log" | tail -16
+  else
+    echo "(no ./gpu-data offline copy: digits scale)"
+    timeout 150 python3 benchmarks/memory.py --quick --device cuda:0 --out "$out" 2>&1 | tail -16
+  fi
+}
 
-echo "== Throughput (Table 7 layout), the paper's VGG on one GPU"
-timeout 420 python3 benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \
-  --batch-sizes 256 512 1024 --samples 10240 --epochs 3 2>&1 | tee "$out/throughput.log"
+throughput() {
+  echo "== Throughput (Table 7 layout), the paper's VGG on one GPU"
+  timeout 420 python3 benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \
+    --batch-sizes 256 512 1024 --samples 10240 --epochs 3 2>&1 | tee "$out/throughput.log"
+}
+
+for section in $sections; do
+  "$section"
+done

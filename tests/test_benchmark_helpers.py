@@ -5,10 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
-from experiment import al_extra_epochs
+from experiment import al_extra_epochs, parser, setup
 from noisy_labels import corrupt
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
 from report import mean_std, table, write_csv
@@ -16,7 +17,7 @@ from tasks import TASKS, embed_sentences
 
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Embedding, Transformer
-from deinforeg_sklearn.text import WordVectors
+from deinforeg_sklearn.text import WordVectors, save_word_vectors
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.2, 0.8])
@@ -88,6 +89,25 @@ def test_paper_scale_tasks_read_their_files(tmp_path):
     blocks = TASKS["imdb-transformer"].blocks(4)
     assert [type(b) for b in blocks] == [Embedding, *[Transformer] * 4]
     assert all(b.layers == 3 and b.d_model == 300 for b in blocks[1:])
+
+
+def test_vader_tasks_read_an_offline_copy(tmp_path):
+    # what text_sentiment.py --offline-copy writes: the sentences and a GloVe file of their words
+    lines = [f"{i}\t{'2.0' if i % 2 else '-2.0'}\t{'Good' if i % 2 else 'Bad'} film {i}" for i in range(20)]
+    (tmp_path / "movieReviewSnippets_GroundTruth.txt").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    vectors = WordVectors(["good", "bad", "film"], np.arange(150, dtype=np.float32).reshape(3, 50))
+    save_word_vectors(vectors, tmp_path / "words.txt.gz")
+    args = ["--task", "vader-lstm", "--data-dir", str(tmp_path), "--vectors", str(tmp_path / "words.txt.gz")]
+    args += ["--threads", str(torch.get_num_threads())]  # setup sets it: leave it as it is
+    _, (X, y, X_test, _), _ = setup(parser("", "digits-conv", "digits-conv", 1, 1).parse_args(args))
+    assert X.shape == (16, 40 * 50) and X_test.shape == (4, 40 * 50)
+    for row, label in zip(X, y, strict=True):
+        first_word = vectors.vectors[0] if label == 1 else vectors.vectors[1]  # "good" / "bad"
+        np.testing.assert_array_equal(row[:50], first_word)
+        np.testing.assert_array_equal(row[50:100], vectors.vectors[2])  # "film"
+        assert not row[100:].any()  # the number has no vector; padding is zero
+    with pytest.raises(SystemExit, match="--vectors applies to tasks that read word vectors"):
+        setup(parser("", "digits-conv", "digits-conv", 1, 1).parse_args(["--vectors", "x.txt"]))
 
 
 def test_paper_tables_have_one_number_per_batch_size():

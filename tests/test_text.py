@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 
 from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
 from deinforeg_sklearn.blocks import LSTM, Embedding, Transformer
-from deinforeg_sklearn.text import SequenceVectorizer, WordVectors, load_word_vectors
+from deinforeg_sklearn.text import SequenceVectorizer, WordVectors, load_word_vectors, save_word_vectors
 
 POSITIVE = ["a good film", "great acting and a good story", "i loved it", "good fun", "a great good movie"]
 NEGATIVE = [
@@ -172,6 +172,21 @@ def test_select_keeps_order_and_rows(glove_file):
     small = vectors.select({"movie", "good", "nonexistent"})
     assert small.words == ("good", "movie")
     np.testing.assert_array_equal(small.vectors[1], vectors.vectors[vectors.index()["movie"]])
+
+
+@pytest.mark.parametrize("name", ["subset.txt", "subset.txt.gz"])
+def test_saved_vectors_read_back_bit_for_bit(tmp_path, name):
+    rng = np.random.RandomState(0)
+    values = rng.randn(4, 7) * 10.0 ** rng.randint(-8, 8, (4, 7))  # small and large magnitudes
+    vectors = WordVectors(["the", "film", "caf\xe9", "x2"], values)
+    save_word_vectors(vectors, tmp_path / name)
+    assert load_word_vectors(tmp_path / name) == vectors  # same words, same float32 bits
+
+
+def test_save_vectors_refuses_words_with_spaces(tmp_path):
+    with pytest.raises(ValueError, match="whitespace"):
+        save_word_vectors(WordVectors(["new york"], [[1.0]]), tmp_path / "v.txt")
+    assert not (tmp_path / "v.txt").exists()
 
 
 def test_parse_vader_ground_truth(tmp_path):

@@ -1,4 +1,4 @@
-"""Pretrained word vectors as one small immutable value, and loading them.
+"""Pretrained word vectors as one small immutable value, and reading and writing them.
 
 ``WordVectors`` holds a word list and a (V, d) float32 array. Row k belongs to word k, and both
 the :class:`SequenceVectorizer` (``vectors=...``) and the ``Embedding`` block
@@ -94,10 +94,11 @@ class WordVectors:
         return (WordVectors, (self.words, self.vectors))
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, mode: str = "r"):
+    """A text file, gzipped when its name ends in ``.gz``; ``mode`` is "r" or "w"."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
 
 
 def load_word_vectors(source: str | os.PathLike, limit: int | None = None) -> WordVectors:
@@ -141,6 +142,30 @@ def load_word_vectors(source: str | os.PathLike, limit: int | None = None) -> Wo
     if not words:
         raise ValueError(f"{path.name} holds no word vectors.")
     return WordVectors(words, np.stack(rows))
+
+
+def save_word_vectors(vectors: WordVectors, path: str | os.PathLike) -> None:
+    """Write word vectors in the GloVe text format that :func:`load_word_vectors` reads.
+
+    With :meth:`WordVectors.select` this keeps the few thousand words a corpus uses in a file
+    of a few MB, for a machine that can neither download GloVe nor hold all of it.
+
+    Parameters
+    ----------
+    vectors : WordVectors
+    path : str or path
+        Where to write; a name ending in ``.gz`` is gzipped. Values are written with 9
+        significant digits, so the float32 vectors read back bit for bit.
+    """
+    bad = [w for w in vectors.words if not w or any(c.isspace() for c in w)]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} word(s), e.g. {bad[0]!r}, are empty or hold whitespace, which the GloVe "
+            "text format cannot store (one line is 'word v1 ... vd', split on spaces)."
+        )
+    with _open_text(Path(path), "w") as handle:
+        for word, row in zip(vectors.words, vectors.vectors, strict=True):
+            handle.write(word + " " + " ".join(f"{v:.9g}" for v in row.tolist()) + "\n")
 
 
 def _load_kumo(limit: int | None) -> WordVectors:
