@@ -9,20 +9,37 @@ CPU (one task, < 30 min each): python benchmarks/batch_size.py --task fashion-vg
                                python benchmarks/batch_size.py --task fashion-resnet
                                python benchmarks/batch_size.py --task vader-lstm  (after --fetch)
                                python benchmarks/batch_size.py --task vader-transformer  (64-256)
+The same number of training steps at every batch size (epoch cap and patience scaled by
+batch / smallest batch), to tell "larger batch" from "fewer steps under an epoch cap":
+                               python benchmarks/batch_size.py --task fashion-resnet --equal-steps
 Paper scale (GPU):             python benchmarks/batch_size.py --task cifar100-vgg --data-dir DATA \\
                                    --device cuda:0 --max-iter 200 --patience 20 --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from experiment import AL_NOTE, METHODS, parser, run, setup
+from experiment import AL_NOTE, METHODS, Budget, parser, run, setup
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
 from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+
+
+def step_budget(budget: Budget, batch_size: int, smallest: int) -> Budget:
+    """``budget`` (set for the smallest batch) with its epochs scaled to the same number of steps.
+
+    An epoch at batch b has 1/b as many steps, so the epoch cap and the patience grow by
+    b / smallest: a method then gets as many updates at batch 512 as at batch 64.
+    """
+    scale = batch_size / smallest
+    return Budget(
+        math.ceil(budget.max_iter * scale), math.ceil(budget.patience * scale), budget.validation_fraction
+    )
 
 
 def main() -> None:
@@ -35,6 +52,11 @@ def main() -> None:
         help="default: the paper table's (64-512; 64-256 for Transformers)",
     )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument(
+        "--equal-steps",
+        action="store_true",
+        help="scale the epoch cap and patience by batch / smallest batch (same steps at every size)",
+    )
     args = p.parse_args()
     task, data, budget = setup(args)
     setting = PAPER_SETTING.get(task.name)
@@ -43,11 +65,13 @@ def main() -> None:
         args.batch_sizes = [64, 256] if args.quick else list(paper_sizes)
     methods = [m for m in args.methods if not (m == "AL" and task.tokens)]
 
+    smallest = min(args.batch_sizes)
+    budgets = {b: step_budget(budget, b, smallest) if args.equal_steps else budget for b in args.batch_sizes}
     rows = []
-    for batch_size in args.batch_sizes:
+    for batch_size, steps in budgets.items():
         for method in methods:
             for seed in args.seeds:
-                row = run(method, task, data, task.depth, seed, budget, args.device, batch_size=batch_size)
+                row = run(method, task, data, task.depth, seed, steps, args.device, batch_size=batch_size)
                 row["batch_size"] = batch_size
                 rows.append(row)
                 print(
@@ -57,7 +81,7 @@ def main() -> None:
                 )
 
     folder = out_dir(args.quick, args.out)
-    stem = f"batch_size_{task.name}"
+    stem = f"batch_size_{task.name}" + ("_equal_steps" if args.equal_steps else "")
     write_csv(folder / f"{stem}.csv", rows)
     by = grouped(rows, "method", "batch_size")
     paper = BATCH_SIZE_TABLES.get(setting, {})
@@ -74,10 +98,16 @@ def main() -> None:
         [m, *[f"{np.mean([r['epochs_run'] for r in by[(m, b)]]):.1f}" for b in args.batch_sizes]]
         for m in methods
     ]
+    caps = (
+        "epoch cap / patience per batch size, the same steps at each: "
+        + ", ".join(f"{b}: {budgets[b].max_iter} / {budgets[b].patience}" for b in args.batch_sizes)
+        if args.equal_steps
+        else f"cap {budget.max_iter}"
+    )
     sections = [
         f"## Test accuracy (%), mean ± std over seeds {args.seeds}\n\n{table(header, ours)}",
         f"## The paper ({' / '.join(setting)}), for comparison\n\n{table(header, theirs)}" if paper else "",
-        f"## Epochs run (early stopping on validation, cap {budget.max_iter})\n\n{table(header, epochs)}",
+        f"## Epochs run (early stopping on validation; {caps})\n\n{table(header, epochs)}",
     ]
     if task.tokens:
         sections.append("AL is left out: ALClassifier does not read token ids.")
