@@ -93,7 +93,8 @@ def run(method: str, task, data, depth: int, seed: int, budget: Budget, device=N
         "epochs_run": int(est.n_iter_),
         "fit_seconds": round(seconds, 2),
     }
-    if hasattr(est, "inference_block_"):
+    if method == "DeInfoReg":
+        # the block it predicts with (1-based); the others have one head, after the last block
         row["block_used"] = int(est.inference_block_) + 1
     row["estimator"] = est
     return row

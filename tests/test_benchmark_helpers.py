@@ -1,5 +1,6 @@
 """Helpers of the paper-table benchmarks (benchmarks/): label noise, sentence embedding, reports."""
 
+import gzip
 import os
 import sys
 
@@ -91,10 +92,15 @@ def test_paper_scale_tasks_read_their_files(tmp_path):
     assert all(b.layers == 3 and b.d_model == 300 for b in blocks[1:])
 
 
+def write_vader_file(folder, positive: str, negative: str) -> None:
+    """A 20-sentence VADER ground-truth file: "<positive> i" (score 2) and "<negative> i" (-2)."""
+    lines = [f"{i}\t{2.0 if i % 2 else -2.0}\t{positive if i % 2 else negative} {i}" for i in range(20)]
+    (folder / "movieReviewSnippets_GroundTruth.txt").write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+
 def test_vader_tasks_read_an_offline_copy(tmp_path):
     # what text_sentiment.py --offline-copy writes: the sentences and a GloVe file of their words
-    lines = [f"{i}\t{'2.0' if i % 2 else '-2.0'}\t{'Good' if i % 2 else 'Bad'} film {i}" for i in range(20)]
-    (tmp_path / "movieReviewSnippets_GroundTruth.txt").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    write_vader_file(tmp_path, "Good film", "Bad film")
     vectors = WordVectors(["good", "bad", "film"], np.arange(150, dtype=np.float32).reshape(3, 50))
     save_word_vectors(vectors, tmp_path / "words.txt.gz")
     args = ["--task", "vader-lstm", "--data-dir", str(tmp_path), "--vectors", str(tmp_path / "words.txt.gz")]
@@ -134,3 +140,38 @@ def test_cpu_scale_networks_train_on_their_input_shape(name):
     est.set_params(**task.fit_params).fit(X, y)
     assert len(est.network_.blocks) == task.depth
     assert est.predict_proba(X).shape == (40, 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 1 epoch, on purpose
+def test_result_rows_name_the_inference_block_only_for_deinforeg():
+    from experiment import Budget, run
+
+    task = TASKS["digits-conv"]
+    data = task.load(None)
+    rows = {m: run(m, task, data, task.depth, 0, Budget(1, 1), batch_size=256) for m in ("BP", "DeInfoReg")}
+    assert "block_used" not in rows["BP"]  # one head, after the last block
+    assert 1 <= rows["DeInfoReg"]["block_used"] <= task.depth
+    assert rows["DeInfoReg"]["block_used"] == rows["DeInfoReg"]["estimator"].inference_block_ + 1
+
+
+def test_offline_copy_gives_the_same_vader_sequences(tmp_path, monkeypatch):
+    from text_sentiment import OFFLINE_VECTORS, offline_copy
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    write_vader_file(cache, "A fine film, take", "A dull film, take")
+    rng = np.random.RandomState(0)
+    words = ["the", "a", "fine", "dull", "film", "take", "unused"]
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, rng.randn(50)))}\n" for w in words), encoding="utf-8")
+    monkeypatch.setenv("DEINFOREG_DATA", str(cache))
+
+    copy = tmp_path / "copy"
+    offline_copy(copy, str(glove))
+    with gzip.open(copy / OFFLINE_VECTORS, "rt") as handle:
+        kept = {line.split(" ")[0] for line in handle}
+    assert kept == {"a", "fine", "dull", "film", "take"}  # only the words the sentences use
+    original = TASKS["vader-lstm"].load(str(cache), str(glove))
+    copied = TASKS["vader-lstm"].load(str(copy), str(copy / OFFLINE_VECTORS))
+    for a, b in zip(original, copied, strict=True):
+        np.testing.assert_array_equal(a, b)
