@@ -68,10 +68,10 @@ def main() -> None:
     smallest = min(args.batch_sizes)
     budgets = {b: step_budget(budget, b, smallest) if args.equal_steps else budget for b in args.batch_sizes}
     rows = []
-    for batch_size, steps in budgets.items():
+    for batch_size, cap in budgets.items():  # cap: this batch size's epoch cap and patience
         for method in methods:
             for seed in args.seeds:
-                row = run(method, task, data, task.depth, seed, steps, args.device, batch_size=batch_size)
+                row = run(method, task, data, task.depth, seed, cap, args.device, batch_size=batch_size)
                 row["batch_size"] = batch_size
                 rows.append(row)
                 print(
@@ -98,7 +98,7 @@ def main() -> None:
         [m, *[f"{np.mean([r['epochs_run'] for r in by[(m, b)]]):.1f}" for b in args.batch_sizes]]
         for m in methods
     ]
-    caps = (
+    cap_text = (
         "epoch cap / patience per batch size, the same steps at each: "
         + ", ".join(f"{b}: {budgets[b].max_iter} / {budgets[b].patience}" for b in args.batch_sizes)
         if args.equal_steps
@@ -107,7 +107,7 @@ def main() -> None:
     sections = [
         f"## Test accuracy (%), mean ± std over seeds {args.seeds}\n\n{table(header, ours)}",
         f"## The paper ({' / '.join(setting)}), for comparison\n\n{table(header, theirs)}" if paper else "",
-        f"## Epochs run (early stopping on validation; {caps})\n\n{table(header, epochs)}",
+        f"## Epochs run (early stopping on validation; {cap_text})\n\n{table(header, epochs)}",
     ]
     if task.tokens:
         sections.append("AL is left out: ALClassifier does not read token ids.")
