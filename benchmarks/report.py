@@ -27,10 +27,26 @@ def out_dir(quick: bool, given: str | None) -> Path:
     return folder
 
 
-def command() -> str:
-    """The command line that is running, as a user would type it from the repository root."""
-    script = os.path.relpath(sys.argv[0], RESULTS.parent.parent)
-    return shlex.join(["python", script, *sys.argv[1:]])
+def command(argv: Sequence[str] | None = None) -> str:
+    """The command line that is running, as a user would type it from the repository root.
+
+    An ``--out`` folder outside the repository (a GPU host's scratch folder, say) is left out:
+    it names a place on one machine only, and the page is committed into docs/results, where
+    the command writes by default.
+    """
+    script, *args = sys.argv if argv is None else argv
+    root = RESULTS.parent.parent
+    kept: list[str] = []
+    it = iter(args)
+    for arg in it:
+        name, sep, value = arg.partition("=")
+        if name != "--out":
+            kept.append(arg)
+            continue
+        words = [arg] if sep else [arg, value := next(it, "")]
+        if Path(value).resolve().is_relative_to(root):
+            kept.extend(words)
+    return shlex.join(["python", os.path.relpath(script, root), *kept])
 
 
 def machine() -> str:

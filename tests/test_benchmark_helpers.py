@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from experiment import al_extra_epochs, parser, setup
 from noisy_labels import corrupt
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
-from report import mean_std, table, write_csv
+from report import command, mean_std, table, write_csv
 from tasks import TASKS, embed_sentences
 
 from deinforeg_sklearn import DeInfoRegClassifier
@@ -175,3 +175,14 @@ def test_offline_copy_gives_the_same_vader_sequences(tmp_path, monkeypatch):
     copied = TASKS["vader-lstm"].load(str(copy), str(copy / OFFLINE_VECTORS))
     for a, b in zip(original, copied, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_recorded_command_leaves_out_an_output_folder_outside_the_repository(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "memory.py")
+    outside = str(tmp_path / "out")
+    assert command([script, "--task", "vader-lstm", "--out", outside, "--quick"]) == (
+        "python benchmarks/memory.py --task vader-lstm --quick"
+    )
+    assert command([script, f"--out={outside}"]) == "python benchmarks/memory.py"
+    inside = ["--out", "docs/results/quick", "--seeds", "1"]
+    assert command([script, *inside]) == "python benchmarks/memory.py " + " ".join(inside)
