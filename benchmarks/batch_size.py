@@ -12,6 +12,9 @@ CPU (one task, < 30 min each): python benchmarks/batch_size.py --task fashion-vg
 The same number of training steps at every batch size (epoch cap and patience scaled by
 batch / smallest batch), to tell "larger batch" from "fewer steps under an epoch cap":
                                python benchmarks/batch_size.py --task fashion-resnet --equal-steps
+Rerun one method and keep the others' rows of an earlier run (after a change to that method only):
+                               python benchmarks/batch_size.py --task fashion-vgg --methods AL \\
+                                   --keep-rows docs/results/batch_size_fashion-vgg.csv
 Paper scale (GPU):             python benchmarks/batch_size.py --task cifar100-vgg --data-dir DATA \\
                                    --device cuda:0 --max-iter 200 --patience 20 --seeds 0 1 2 3 4
 """
@@ -27,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from experiment import AL_NOTE, METHODS, Budget, parser, run, setup
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
-from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+from report import grouped, mean_std, out_dir, read_csv, save_figure, table, write_csv, write_page
 
 
 def step_budget(budget: Budget, batch_size: int, smallest: int) -> Budget:
@@ -42,6 +45,20 @@ def step_budget(budget: Budget, batch_size: int, smallest: int) -> Budget:
     )
 
 
+def kept_rows(path: str, rerun: list[str], batch_sizes: list[int], seeds: list[int]) -> list[dict]:
+    """Rows of the methods not in ``rerun`` from an earlier CSV, each batch size and seed present."""
+    rows = [r for r in read_csv(path) if r["method"] not in rerun]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        have = {(r["batch_size"], r["seed"]) for r in rows if r["method"] == method}
+        missing = sorted({(b, s) for b in batch_sizes for s in seeds} - have)
+        if missing:
+            raise SystemExit(
+                f"{path} has no {method} rows for (batch size, seed) {missing}: rerun {method} too "
+                "(add it to --methods), or give the batch sizes and seeds of that run"
+            )
+    return [r for r in rows if r["batch_size"] in batch_sizes and r["seed"] in seeds]
+
+
 def main() -> None:
     p = parser(__doc__, default_task="fashion-vgg", quick_task="digits-conv", max_iter=12, patience=3)
     p.add_argument(
@@ -52,6 +69,12 @@ def main() -> None:
         help="default: the paper table's (64-512; 64-256 for Transformers)",
     )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument(
+        "--keep-rows",
+        metavar="CSV",
+        default=None,
+        help="run only --methods; the other methods' rows come from this earlier CSV of the same setting",
+    )
     p.add_argument(
         "--equal-steps",
         action="store_true",
@@ -64,6 +87,7 @@ def main() -> None:
     if args.batch_sizes is None:
         args.batch_sizes = [64, 256] if args.quick else list(paper_sizes)
     methods = [m for m in args.methods if not (m == "AL" and task.tokens)]
+    kept = kept_rows(args.keep_rows, methods, args.batch_sizes, args.seeds) if args.keep_rows else []
 
     smallest = min(args.batch_sizes)
     budgets = {b: step_budget(budget, b, smallest) if args.equal_steps else budget for b in args.batch_sizes}
@@ -80,6 +104,10 @@ def main() -> None:
                     flush=True,
                 )
 
+    rerun = methods
+    methods = [m for m in METHODS if m in methods or any(r["method"] == m for r in kept)]
+    order = {(b, m): i for i, (b, m) in enumerate((b, m) for b in args.batch_sizes for m in methods)}
+    rows = sorted(kept + rows, key=lambda r: order[(r["batch_size"], r["method"])])
     folder = out_dir(args.quick, args.out)
     stem = f"batch_size_{task.name}" + ("_equal_steps" if args.equal_steps else "")
     write_csv(folder / f"{stem}.csv", rows)
@@ -109,6 +137,11 @@ def main() -> None:
         f"## The paper ({' / '.join(setting)}), for comparison\n\n{table(header, theirs)}" if paper else "",
         f"## Epochs run (early stopping on validation; {cap_text})\n\n{table(header, epochs)}",
     ]
+    if kept:
+        sections.append(
+            f"Rerun here: {', '.join(rerun)}. The rows of {', '.join(m for m in methods if m not in rerun)} "
+            f"come from an earlier run of the same setting ({args.keep_rows})."
+        )
     if task.tokens:
         sections.append("AL is left out: ALClassifier does not read token ids.")
     elif "AL" in methods:

@@ -67,6 +67,31 @@ def test_history_and_pickle(fitted, small_data):
     )
 
 
+@pytest.mark.parametrize("final", [None, 1e-4])
+def test_encoders_and_label_side_learn_at_their_own_rates(small_data, final):
+    X, y = small_data
+    est = ALClassifier(
+        blocks=[Dense(8)] * 2,
+        learning_rate=1e-3,
+        label_learning_rate=2e-2,
+        final_learning_rate=final,
+        max_iter=2,
+        random_state=0,
+    ).fit(X, y)
+    for block, trainer in zip(est.network_.blocks, est.network_.trainers, strict=True):
+        encoder = {id(p) for p in block.encoder.parameters()}
+        label_side = {id(p) for m in (block.g, block.bridge, block.inverse) for p in m.parameters()}
+        rate = {}
+        for group in trainer.optimizer.param_groups:
+            ids = {id(p) for p in group["params"]}
+            side = "encoder" if ids == encoder else "label" if ids == label_side else None
+            assert side is not None, "each group holds one side, whole"
+            rate[side] = group["lr"]  # the rate of the last step
+        assert rate["label"] == pytest.approx(20 * rate["encoder"])
+        if final is None:
+            assert rate["encoder"] == pytest.approx(1e-3)
+
+
 def test_token_input_is_refused_clearly():
     with pytest.raises(ValueError, match="does not read token ids"):
         ALClassifier(blocks=[Embedding(4), LSTM(4)]).fit(np.ones((10, 3), dtype=int) * 2, np.arange(10) % 2)

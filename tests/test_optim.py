@@ -37,6 +37,22 @@ def test_make_optimizer(name):
     assert sum(len(g["params"]) for g in opt.param_groups) == 2
 
 
+@pytest.mark.parametrize("name", ["adam", "sgd", "lars"])
+def test_make_optimizer_keeps_parameter_groups_and_their_keys(name):
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    groups = [
+        {"params": [*a.parameters(), frozen]},
+        {"params": list(b.parameters()), "lr_scale": 4.0},
+        {"params": [frozen]},
+    ]
+    opt = make_optimizer(groups, name, 0.01, 0.0)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]  # frozen left out; empty group dropped
+    assert "lr_scale" not in opt.param_groups[0]
+    assert opt.param_groups[1]["lr_scale"] == 4.0
+    assert all(g["lr"] == 0.01 for g in opt.param_groups)
+
+
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="Unknown optimizer"):
         make_optimizer(torch.nn.Linear(1, 1).parameters(), "rmsprop", 0.1, 0.0)

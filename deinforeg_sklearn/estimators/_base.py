@@ -378,10 +378,10 @@ class BaseDecoupledClassifier(ClassifierMixin, BaseEstimator):
             out_shapes.append(in_shape)
 
         def trainer_args(module: torch.nn.Module) -> dict:
+            # A unit whose parts learn at different rates (AL's label side) lists its groups
+            params = module.optimizer_groups() if hasattr(module, "optimizer_groups") else module.parameters()
             return {
-                "optimizer": make_optimizer(
-                    module.parameters(), self.optimizer, self.learning_rate, self.weight_decay
-                ),
+                "optimizer": make_optimizer(params, self.optimizer, self.learning_rate, self.weight_decay),
                 "lr": self.learning_rate,
                 "final_lr": self.final_learning_rate,
                 "total_steps": total_steps,

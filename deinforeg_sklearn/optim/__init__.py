@@ -13,10 +13,19 @@ __all__ = ["LARS", "cosine_lr", "make_optimizer"]
 
 
 def make_optimizer(
-    params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float
+    params: Iterable[torch.nn.Parameter] | Iterable[dict], name: str, lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """Build the optimiser named by the estimator's ``optimizer`` parameter."""
-    params = [p for p in params if p.requires_grad]
+    """Build the optimiser named by the estimator's ``optimizer`` parameter.
+
+    ``params`` are parameters, or parameter groups (dicts with ``"params"``, as torch takes
+    them) whose extra keys, such as the ``lr_scale`` that ``StepTrainer`` reads, are kept.
+    """
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in groups if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if name == "adam":
         # The fused kernel updates all tensors of a block in one call; a block's few small
         # tensors otherwise cost more in per-tensor dispatch than in arithmetic.

@@ -26,12 +26,26 @@ AL_STATS = ("bridge", "reconstruction", "loss")
 
 
 class AssociatedBlock(nn.Module):
-    """f, g, b and inv of one AL block."""
+    """f, g, b and inv of one AL block.
+
+    ``label_lr_scale`` is the label side's (g, b, inv) learning rate over the encoder's. The
+    two need different rates: the sigmoid codes separate the classes slowly, so at the
+    encoder's usual rate AL stays at chance for hundreds of steps; at the codes' rate a
+    convolutional encoder with BatchNorm and ReLU can fall silent (every ReLU off for every
+    input), and then no later step brings it back.
+    """
 
     def __init__(
-        self, encoder: Encoder, feature_width: int, previous_width: int, width: int, first: bool
+        self,
+        encoder: Encoder,
+        feature_width: int,
+        previous_width: int,
+        width: int,
+        first: bool,
+        label_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.label_lr_scale = label_lr_scale
         self.encoder = encoder
         self.bridge = nn.Sequential(nn.Linear(feature_width, width), nn.Sigmoid())
         self.g = nn.Sequential(nn.Linear(previous_width, width), nn.Sigmoid())
@@ -41,6 +55,14 @@ class AssociatedBlock(nn.Module):
 
     def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
         return [list(self.encoder.parameters())]
+
+    def optimizer_groups(self) -> list[dict]:
+        """The encoder at the base rate; g, the bridge and the inverse at ``label_lr_scale`` × it."""
+        label_side = [*self.g.parameters(), *self.bridge.parameters(), *self.inverse.parameters()]
+        return [
+            {"params": list(self.encoder.parameters())},
+            {"params": label_side, "lr_scale": self.label_lr_scale},
+        ]
 
     def step_loss(self, h, y: torch.Tensor, mask: torch.Tensor | None):
         if self.first:
@@ -79,8 +101,17 @@ class AssociatedNetwork(nn.Module):
         for block in self.blocks:
             h = block.encoder(h, mask)
         last_block = self.blocks[-1]
-        s = last_block.bridge(last_block.encoder.features(h, mask))
+        # The label-side chain (small Linear + Sigmoid maps) runs in float64. In float32, a row's
+        # sigmoid rounds differently on the vectorised path and on the tail of a tensor, so a
+        # row's probabilities would move (~1e-7) with its position in the batch.
+        s = _in_float64(last_block.bridge, last_block.encoder.features(h, mask))
         for block in reversed(self.blocks):
-            s = block.inverse(s)
+            s = _in_float64(block.inverse, s)
         # s holds per-class scores in (0, 1); as logits, softmax(log s) = s / sum(s)
         return [torch.log(s.clamp_min(1e-12))]
+
+
+def _in_float64(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` computed with float64 copies of its parameters (inference only)."""
+    state = {name: t.double() if t.is_floating_point() else t for name, t in module.state_dict().items()}
+    return torch.func.functional_call(module, state, (x.double(),))

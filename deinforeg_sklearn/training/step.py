@@ -34,7 +34,8 @@ class StepTrainer:
         Has ``step_loss(h, y, mask) -> (h_out, loss, stats)``.
     optimizer : torch.optim.Optimizer
     lr, final_lr : float, float or None
-        Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``.
+        Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``. A parameter
+        group with an ``lr_scale`` key follows the schedule times that scale.
     total_steps : int
     """
 
@@ -62,7 +63,7 @@ class StepTrainer:
         """Train on one batch; return the unit's output (detached) and its stats vector."""
         rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
         for group in self.optimizer.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         h_out, loss, stats = self.unit.step_loss(h, y, mask)
         if not torch.isfinite(loss):
