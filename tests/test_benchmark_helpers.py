@@ -10,10 +10,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
+from batch_size import kept_rows
 from experiment import al_extra_epochs, parser, setup
 from noisy_labels import corrupt
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
-from report import command, mean_std, table, write_csv
+from report import command, mean_std, read_csv, table, write_csv
 from tasks import TASKS, embed_sentences
 
 from deinforeg_sklearn import DeInfoRegClassifier
@@ -186,3 +187,25 @@ def test_recorded_command_leaves_out_an_output_folder_outside_the_repository(tmp
     assert command([script, f"--out={outside}"]) == "python benchmarks/memory.py"
     inside = ["--out", "docs/results/quick", "--seeds", "1"]
     assert command([script, *inside]) == "python benchmarks/memory.py " + " ".join(inside)
+
+
+def test_kept_rows_read_back_typed_and_refuse_a_missing_seed(tmp_path):
+    rows = [
+        {"method": m, "seed": seed, "test_accuracy": 0.5 + seed / 10, "block_used": "", "batch_size": b}
+        for m in ("BP", "AL")
+        for b in (64, 512)
+        for seed in (0, 1)
+    ]
+    path = tmp_path / "rows.csv"
+    write_csv(path, rows)
+    assert read_csv(path) == rows  # ints, floats and empty cells come back as written
+    kept = kept_rows(str(path), ["AL"], [64, 512], [0, 1])
+    assert [(r["method"], r["batch_size"], r["seed"]) for r in kept] == [
+        ("BP", 64, 0),
+        ("BP", 64, 1),
+        ("BP", 512, 0),
+        ("BP", 512, 1),
+    ]
+    assert [r["seed"] for r in kept_rows(str(path), ["AL"], [64], [1])] == [1]
+    with pytest.raises(SystemExit, match=r"no BP rows for \(batch size, seed\) \[\(64, 2\), \(512, 2\)\]"):
+        kept_rows(str(path), ["AL"], [64, 512], [0, 1, 2])
