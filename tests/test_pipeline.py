@@ -127,7 +127,7 @@ def test_default_engine():
 
 
 def test_auto_engine_follows_the_measured_step(images, monkeypatch):
-    import deinforeg_sklearn.estimators.deinforeg as module
+    import deinforeg_sklearn.engines.setup as module
 
     chosen = []
     real = module.pipeline_engine

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
+
+#: The padding mask of a batch (token input), or None: ``token_mask`` or ``no_mask``.
+MaskFn = Callable[[torch.Tensor], torch.Tensor | None]
 
 
 def sample_shape(n_features: int, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:

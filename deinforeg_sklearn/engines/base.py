@@ -1,10 +1,15 @@
 """What every engine provides, and the per-batch work they share.
 
 An engine runs the epochs of one fit. It receives the network's step trainers grouped into
-*stages* (contiguous runs of blocks, one stage per device) and decides when each stage works on
-which batch. Because a block step reads only the previous block's detached output for the same
+*stages* (contiguous runs of units, one stage per device) and decides when each stage works on
+which batch. Because a unit step reads only the previous unit's detached output for the same
 batch, every engine that feeds each stage the batches in order performs the arithmetic of the
 sequential loop (see docs/architecture.md).
+
+Lifecycle, the same for every engine: everything is created in ``__init__``; ``start`` acquires
+workers (threads, processes, a process group) and sets torch's thread count for the fit;
+``close`` releases them and restores the caller's thread count. Both are idempotent, and
+``with engine:`` starts (unless already started) and closes.
 """
 
 from __future__ import annotations
@@ -14,40 +19,100 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from deinforeg_sklearn.data.inputs import MaskFn
+from deinforeg_sklearn.training.plan import Augment
+from deinforeg_sklearn.training.protocols import Activation
+from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import StepTrainer
 
-MaskFn = Callable[[torch.Tensor], torch.Tensor | None]
-Augment = Callable[[torch.Tensor], torch.Tensor] | None
+__all__ = ["Augment", "Engine", "MaskFn", "prepare_batch", "step_units"]
 
 
 class Engine:
     """Base class: a context manager around the epochs of one fit.
 
-    ``stage_sizes`` holds the number of blocks per stage, ``busy_seconds`` the time each stage
-    has spent in block steps so far (not waiting for input). It is host time: on CUDA it counts
-    launching kernels, which run asynchronously.
+    Parameters
+    ----------
+    trainers : sequence of StepTrainer
+        One per unit of the network.
+    stages : list of list of int
+        Unit indices of each stage, contiguous and in order.
+    cpu_threads : int or None
+        torch intra-op threads while the engine is started (process-wide, so CPU stages in
+        one process share it); None leaves the caller's setting.
+
+    Attributes
+    ----------
+    stage_sizes : list of int
+        Units per stage.
+    busy_seconds : list of float
+        Time each stage has spent in unit steps so far (not waiting for input). It is host
+        time: on CUDA it counts launching kernels, which run asynchronously.
+    on_batch : callable or None
+        Called once per batch that has passed every stage this process sees (progress bars).
+    in_process : bool
+        Whether the caller's network holds every unit's live state between epochs, so that a
+        snapshot of it can be restored after an interrupt (not so for the process engine).
+    quiet : bool
+        This process is a helper rank whose caller reports progress (the fit loop stays silent).
     """
 
-    stage_sizes: list[int]
-    busy_seconds: list[float]
-    #: Called once per batch that has passed every stage this process sees (progress bars).
-    on_batch: Callable[[], None] | None = None
-    #: Whether the caller's network holds every block's live state between epochs, so that a
-    #: snapshot of it can be restored after an interrupt (not so for the process engine).
-    in_process: bool = True
+    def __init__(
+        self, trainers: Sequence[StepTrainer], stages: list[list[int]], cpu_threads: int | None = None
+    ) -> None:
+        self.trainers = list(trainers)
+        self.stages = stages
+        self.stage_sizes = [len(s) for s in stages]
+        self.busy_seconds = [0.0] * len(stages)
+        self.cpu_threads = cpu_threads
+        self.on_batch: Callable[[], None] | None = None
+        self.in_process = True
+        self.quiet = False
+        self.started = False
+        self._saved_threads: int | None = None
 
     def __enter__(self) -> Engine:
         self.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(failed=exc_type is not None)
+        self.close(exc)
 
     def start(self) -> None:
-        """Acquire workers (threads, processes) for the fit."""
+        """Set the fit's thread count and acquire workers; a failed start releases everything."""
+        if self.started:
+            return
+        self._saved_threads = torch.get_num_threads()
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        self.started = True
+        try:
+            self._acquire()
+        except BaseException as exc:
+            # ``with`` does not call __exit__ when __enter__ fails: release here.
+            self.close(exc)
+            raise
 
-    def close(self, failed: bool = False) -> None:
-        """Release every worker; after this no thread or process of the engine is left."""
+    def close(self, exc: BaseException | None = None) -> None:
+        """Release every worker and restore the thread count; no thread or process is left.
+
+        ``exc`` is the error that ended the fit, if any: an engine whose workers can add to it
+        (the process engine's ranks, with their tracebacks) may raise a fuller error instead.
+        """
+        if not self.started:
+            return
+        self.started = False
+        try:
+            self._release(exc)
+        finally:
+            if self._saved_threads is not None:
+                torch.set_num_threads(self._saved_threads)
+
+    def _acquire(self) -> None:
+        """Engine-specific part of :meth:`start`."""
+
+    def _release(self, exc: BaseException | None) -> None:
+        """Engine-specific part of :meth:`close`."""
 
     def train_epoch(
         self,
@@ -57,8 +122,8 @@ class Engine:
         mask_fn: MaskFn,
         augment: Augment,
         epoch: int,
-    ) -> np.ndarray:
-        """Train every block on every batch; per-block mean stats (last column: accuracy)."""
+    ) -> list[UnitEpochStats]:
+        """Train every unit on every batch; the epoch means of each unit's stats."""
         raise NotImplementedError
 
     def sync(self) -> None:
@@ -90,13 +155,13 @@ def prepare_batch(
 def step_units(
     trainers: Sequence[StepTrainer],
     units: Sequence[int],
-    h: torch.Tensor,
+    h: Activation,
     y: torch.Tensor,
     mask: torch.Tensor | None,
     epoch: int,
-    sums: list,
-) -> torch.Tensor:
-    """Run the step of each unit in ``units`` on one batch, adding its stats into ``sums``.
+    stats: EpochStats,
+) -> Activation:
+    """Run the step of each unit in ``units`` on one batch, adding its stats into ``stats``.
 
     Raises
     ------
@@ -105,18 +170,11 @@ def step_units(
     """
     for u in units:
         try:
-            h, stats = trainers[u].step(h, y, mask)
+            h, step = trainers[u].step(h, y, mask)
         except FloatingPointError as exc:
             raise FloatingPointError(
                 f"Block {u} produced a non-finite loss in epoch {epoch + 1}: lower "
                 "learning_rate, scale the input (e.g. StandardScaler), or check the data."
             ) from exc
-        weight = torch.full_like(stats, float(len(y)))
-        weight[-1] = 1.0  # the last entry is already a count of correct predictions
-        sums[u] = stats * weight if isinstance(sums[u], float) else sums[u] + stats * weight
+        stats.add(u, step, len(y))
     return h
-
-
-def stats_table(sums: Sequence, n_rows: int) -> np.ndarray:
-    """Per-unit means from the summed stats (one device-to-host copy per unit and epoch)."""
-    return np.stack([torch.as_tensor(s).double().cpu().numpy() for s in sums]) / n_rows

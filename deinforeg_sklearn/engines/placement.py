@@ -67,6 +67,15 @@ def stage_units(counts: Sequence[int]) -> list[list[int]]:
     return units
 
 
+def place_units(
+    trainers: Sequence[StepTrainer], stages: Sequence[Sequence[int]], devices: Sequence[torch.device]
+) -> None:
+    """Move the units of each stage to that stage's device (modules and their parameters)."""
+    for units, device in zip(stages, devices, strict=True):
+        for u in units:
+            trainers[u].unit.to(device)
+
+
 def measure_block_costs(
     trainers: Sequence[StepTrainer],
     x: torch.Tensor,

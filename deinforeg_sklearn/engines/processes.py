@@ -32,8 +32,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
-from deinforeg_sklearn.training.step import StepTrainer
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, step_units
+from deinforeg_sklearn.engines.placement import place_units
+from deinforeg_sklearn.training.protocols import UnitNetwork
+from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 
 #: Set to "gloo" or "nccl" to override the choice of :func:`data_backend`.
 DATA_BACKEND_ENV = "DEINFOREG_DATA_BACKEND"
@@ -74,46 +76,62 @@ class ProcessEngine(Engine):
 
     Parameters
     ----------
-    network : DecoupledNetwork
-        The whole network (every rank builds the same one); this rank trains ``stages[rank]``.
+    network : UnitNetwork
+        The whole network (every rank holds the same one); this rank trains ``stages[rank]``.
     stages : list of list of int
     devices : list of torch.device
     mask_steps : int or None
         Length of the padding mask that travels with each batch (token input), or None.
     depth : int, default=2
         Batches in flight per link.
+    launcher : callable or None
+        Returns a context manager that makes this process a rank of a process group for the
+        length of the fit (spawned children, or torchrun's env:// group); None: the caller's
+        group is already initialised.
+    cpu_threads : int or None
+        torch threads of this rank during the fit.
+    quiet : bool
+        A helper rank (not the caller's process): the fit loop reports nothing.
     """
 
     def __init__(
         self,
-        network: torch.nn.Module,
+        network: UnitNetwork,
         stages: list[list[int]],
         devices: list[torch.device],
         mask_steps: int | None,
         depth: int = 2,
         launcher: Callable[[], contextlib.AbstractContextManager] | None = None,
         cpu_threads: int | None = None,
+        quiet: bool = False,
     ) -> None:
+        super().__init__(network.trainers, stages, cpu_threads)
         self.launcher = launcher
-        self.cpu_threads = cpu_threads
         self.network = network
-        self.trainers: list[StepTrainer] = network.trainers
-        self.stages = stages
         self.devices = devices
         self.mask_steps = mask_steps
         self.depth = depth
-        self.busy_seconds = [0.0] * len(stages)
-        self.stage_sizes = [len(s) for s in stages]
         self.in_process = False
+        self.quiet = quiet
         self.gathered_gradients: dict[int, list[float]] = {}
         self.data_group: dist.ProcessGroup | None = None  # None: the default (gloo) group
         self.data_backend = "gloo"
+        self._group: contextlib.AbstractContextManager | None = None  # the launcher's, while started
+        self._saved_cuda_device: int | None = None
 
     @property
     def rank(self) -> int:
         return dist.get_rank()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def _acquire(self) -> None:
+        if self.launcher is not None:
+            self._group = self.launcher()
+            self._group.__enter__()
+        self._agree_on_stages()
+        self._pin_cuda_device()
+        self._open_data_group()
+
+    def _release(self, exc: BaseException | None) -> None:
         # The launcher (spawned children, or an env:// group) sees the exception, so that it
         # can stop the other ranks and add their tracebacks to it.
         try:
@@ -122,30 +140,15 @@ class ProcessEngine(Engine):
                 with contextlib.suppress(Exception):
                     dist.destroy_process_group(self.data_group)
             self.data_group = None
-            if self._group is not None:
-                self._group.__exit__(exc_type, exc, tb)
+            group, self._group = self._group, None
+            if group is not None:
+                group.__exit__(
+                    None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
+                )
         finally:
-            torch.set_num_threads(self._saved_threads)
             if self._saved_cuda_device is not None:
                 torch.cuda.set_device(self._saved_cuda_device)  # the caller's, as it was
-
-    def start(self) -> None:
-        self._saved_threads = torch.get_num_threads()
-        self._saved_cuda_device: int | None = None
-        if self.cpu_threads:
-            torch.set_num_threads(self.cpu_threads)
-        self._group = None
-        try:
-            if self.launcher is not None:
-                self._group = self.launcher()
-                self._group.__enter__()
-            self._agree_on_stages()
-            self._pin_cuda_device()
-            self._open_data_group()
-        except BaseException as exc:
-            # ``with`` does not call __exit__ when __enter__ fails: stop the ranks here.
-            self.__exit__(type(exc), exc, exc.__traceback__)
-            raise
+                self._saved_cuda_device = None
 
     def boundary(self, stage: int) -> Boundary:
         """What stage ``stage`` sends to the next one."""
@@ -166,9 +169,7 @@ class ProcessEngine(Engine):
         if agreed[0] != self.stages:
             self.stages = agreed[0]
             self.stage_sizes = [len(s) for s in self.stages]
-            for units, device in zip(self.stages, self.devices, strict=True):
-                for u in units:
-                    self.trainers[u].unit.to(device)
+            place_units(self.trainers, self.stages, self.devices)
 
     def _pin_cuda_device(self) -> None:
         """Make a GPU stage's device this rank's current CUDA device, on every data path.
@@ -202,10 +203,10 @@ class ProcessEngine(Engine):
         mask_fn: MaskFn,
         augment: Augment,
         epoch: int,
-    ) -> np.ndarray:
+    ) -> list[UnitEpochStats]:
         rank, last = self.rank, len(self.stages) - 1
         device = self.devices[rank]
-        sums: list = [0.0] * len(self.trainers)
+        stats = EpochStats(len(self.trainers))
         in_flight: list[list[tuple[dist.Work, torch.Tensor]]] = []
         for index in batches:
             if rank == 0:
@@ -213,7 +214,7 @@ class ProcessEngine(Engine):
             else:
                 h, yb, mask = self._receive(len(index), device)
             start = time.perf_counter()
-            h = step_units(self.trainers, self.stages[rank], h, yb, mask, epoch, sums)
+            h = step_units(self.trainers, self.stages[rank], h, yb, mask, epoch, stats)
             self.busy_seconds[rank] += time.perf_counter() - start
             if self.on_batch is not None:
                 self.on_batch()
@@ -225,14 +226,13 @@ class ProcessEngine(Engine):
         for sends in in_flight:
             for work, _ in sends:
                 work.wait()
-        mine = {u: torch.as_tensor(sums[u]).double().cpu().numpy() for u in self.stages[rank]}
+        mine = stats.export(self.stages[rank])
         gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
         dist.all_gather_object(gathered, (rank, self.busy_seconds[rank], mine))
         for other, busy, part in gathered:
             self.busy_seconds[other] = busy
-            for u, value in part.items():
-                sums[u] = value
-        return stats_table(sums, sum(len(b) for b in batches))
+            stats.merge(part)
+        return stats.means(sum(len(b) for b in batches))
 
     def sync(self) -> None:
         """All-gather every stage's trained state (weights, buffers, optimiser, schedule)."""

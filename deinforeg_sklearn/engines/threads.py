@@ -23,8 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, stats_table, step_units
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, step_units
 from deinforeg_sklearn.engines.transfer import Handoff, receive, send
+from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import StepTrainer
 
 _DONE = object()
@@ -75,22 +76,13 @@ class ThreadEngine(Engine):
         depth: int = 2,
         cpu_threads: int | None = None,
     ) -> None:
-        self.trainers = list(trainers)
-        self.stages = stages
+        super().__init__(trainers, stages, cpu_threads)
         self.devices = devices
         self.depth = depth
-        self.cpu_threads = cpu_threads
-        self.busy_seconds = [0.0] * len(stages)
-        self.stage_sizes = [len(s) for s in stages]
+        self.streams: list[torch.cuda.Stream | None] = [None] * len(stages)
 
-    def start(self) -> None:
-        self._saved_threads = torch.get_num_threads()
-        if self.cpu_threads:
-            torch.set_num_threads(self.cpu_threads)
+    def _acquire(self) -> None:
         self.streams = [torch.cuda.Stream(device=d) if d.type == "cuda" else None for d in self.devices]
-
-    def close(self, failed: bool = False) -> None:
-        torch.set_num_threads(self._saved_threads)
 
     def train_epoch(
         self,
@@ -100,17 +92,17 @@ class ThreadEngine(Engine):
         mask_fn: MaskFn,
         augment: Augment,
         epoch: int,
-    ) -> np.ndarray:
+    ) -> list[UnitEpochStats]:
         n = len(self.stages)
         queues = [queue.Queue(maxsize=self.depth) for _ in range(n)]
         abort = threading.Event()
         failures: list[BaseException] = []
-        sums: list = [0.0] * len(self.trainers)
+        stats = EpochStats(len(self.trainers))  # each stage adds only to its own units
         data = (X, y, mask_fn, augment)
         workers = [
             threading.Thread(
                 target=self._run_stage,
-                args=(s, queues, abort, failures, sums, epoch, data),
+                args=(s, queues, abort, failures, stats, epoch, data),
                 name=f"deinforeg-stage-{s}",
                 daemon=True,
             )
@@ -138,9 +130,9 @@ class ThreadEngine(Engine):
                 stream.synchronize()
         if failures:
             raise failures[0]
-        return stats_table(sums, sum(len(b) for b in batches))
+        return stats.means(sum(len(b) for b in batches))
 
-    def _run_stage(self, s, queues, abort, failures, sums, epoch, data) -> None:
+    def _run_stage(self, s, queues, abort, failures, stats, epoch, data) -> None:
         X, y, mask_fn, augment = data
         device, stream = self.devices[s], self.streams[s]
         last = s == len(self.stages) - 1
@@ -160,7 +152,7 @@ class ThreadEngine(Engine):
                     else:
                         h, yb, mask = receive(item, stream)
                     start = time.perf_counter()
-                    h = step_units(self.trainers, self.stages[s], h, yb, mask, epoch, sums)
+                    h = step_units(self.trainers, self.stages[s], h, yb, mask, epoch, stats)
                     self.busy_seconds[s] += time.perf_counter() - start
                     if last and self.on_batch is not None:
                         self.on_batch()

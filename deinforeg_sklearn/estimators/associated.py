@@ -5,11 +5,11 @@ from __future__ import annotations
 from numbers import Integral, Real
 from typing import ClassVar
 
-import torch
 from sklearn.utils._param_validation import Interval
 
-from deinforeg_sklearn.blocks import Encoder
-from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
+from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitConfig
+from deinforeg_sklearn.training import TrainerFactory
 from deinforeg_sklearn.training.associated import AssociatedBlock, AssociatedNetwork
 
 
@@ -114,26 +114,30 @@ class ALClassifier(BaseDecoupledClassifier):
         self.warm_start = warm_start
         self.record_gradients = record_gradients
 
-    def _check_config(self) -> tuple[list, list[torch.device]]:
-        specs, devices = super()._check_config()
-        if specs[0].accepts == "tokens":
+    def _check_config(self) -> FitConfig:
+        config = super()._check_config()
+        if config.specs[0].accepts == "tokens":
             raise ValueError(
                 "ALClassifier does not read token ids yet (its label-side code travels with the "
                 "activations): use DeInfoRegClassifier, SCPLClassifier or BackpropClassifier for text."
             )
-        return specs, devices
+        return config
 
     def _build_network(
-        self, encoders: list[Encoder], widths: list[int], n_classes: int, trainer_args
+        self,
+        stack: EncoderStack,
+        n_classes: int,
+        make_trainer: TrainerFactory,
+        projector: tuple[int, ...] | None,
     ) -> AssociatedNetwork:
         blocks = []
         previous = n_classes
         scale = float(self.label_learning_rate) / float(self.learning_rate)
-        for i, (encoder, width) in enumerate(zip(encoders, widths, strict=True)):
+        for i, (encoder, width) in enumerate(zip(stack.encoders, stack.widths, strict=True)):
             blocks.append(
                 AssociatedBlock(
                     encoder, width, previous, int(self.label_width), first=i == 0, label_lr_scale=scale
                 )
             )
             previous = int(self.label_width)
-        return AssociatedNetwork(blocks, trainer_args)
+        return AssociatedNetwork(blocks, make_trainer, stack.output_shapes)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from deinforeg_sklearn.blocks import Encoder
-from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, _check_widths
+from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
 from deinforeg_sklearn.heads import build_classifier, build_projector
-from deinforeg_sklearn.training import BackpropNetwork
+from deinforeg_sklearn.training import BackpropNetwork, TrainerFactory
 
 
 class BackpropClassifier(BaseDecoupledClassifier):
@@ -90,11 +90,11 @@ class BackpropClassifier(BaseDecoupledClassifier):
 
     def _build_network(
         self,
-        encoders: list[Encoder],
-        widths: list[int],
+        stack: EncoderStack,
         n_classes: int,
-        trainer_args,
+        make_trainer: TrainerFactory,
+        projector: tuple[int, ...] | None,
     ) -> BackpropNetwork:
-        projector, out = build_projector(widths[-1], _check_widths("projector", self.projector))
-        classifier = build_classifier(out, n_classes, encoders[-1].sequence)
-        return BackpropNetwork(encoders, projector, classifier, trainer_args)
+        head, out = build_projector(stack.widths[-1], projector)
+        classifier = build_classifier(out, n_classes, stack.encoders[-1].sequence)
+        return BackpropNetwork(stack.encoders, head, classifier, make_trainer, stack.output_shapes)

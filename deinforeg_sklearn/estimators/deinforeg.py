@@ -10,22 +10,12 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from deinforeg_sklearn.blocks import Encoder
-from deinforeg_sklearn.engines import (
-    Engine,
-    balance,
-    check_placement,
-    cpu_threads_per_stage,
-    default_engine,
-    measure_block_costs,
-    stage_units,
-)
-from deinforeg_sklearn.engines.base import prepare_batch
-from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitPlan, _check_widths
-from deinforeg_sklearn.estimators._pipeline import pipeline_engine
+from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.engines.setup import EngineRequest
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitConfig
 from deinforeg_sklearn.heads import build_classifier, build_projector
 from deinforeg_sklearn.inference import adaptive_probabilities
-from deinforeg_sklearn.training import DecoupledNetwork, LocalBlock, LossConfig
+from deinforeg_sklearn.training import DecoupledNetwork, LocalBlock, LossConfig, TrainerFactory
 
 
 class DeInfoRegClassifier(BaseDecoupledClassifier):
@@ -236,54 +226,10 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         X_t, mask_fn = self._prediction_input(X)
         return adaptive_probabilities(self.network_, X_t, 1024, mask_fn, self.patience, self.exit_threshold)
 
-    def _check_devices(self, devices: list[torch.device], n_blocks: int) -> None:
-        if len(devices) > n_blocks:
-            raise ValueError(
-                f"devices names {len(devices)} stages but there are only {n_blocks} blocks: "
-                "give at most one device per block."
-            )
-        if self.placement is not None:
-            check_placement(self.placement, n_blocks, len(devices))
+    def _engine_request(self, devices: list[torch.device], n_blocks: int) -> EngineRequest:
+        return EngineRequest.check(devices, n_blocks, self.placement, self.engine)
 
-    def _make_engine(
-        self, network: DecoupledNetwork, devices: list[torch.device], plan: FitPlan, history: list[dict]
-    ) -> Engine:
-        if len(devices) == 1:
-            return super()._make_engine(network, devices, plan, history)
-        costs = None
-        if self.placement is None or (self.engine == "auto" and devices[0].type == "cpu"):
-            costs = self._block_costs(network, devices, plan)
-        if self.placement is not None:
-            counts = check_placement(self.placement, network.n_heads, len(devices))
-        else:
-            counts = balance(costs, len(devices))
-        stages = stage_units(counts)
-        for units, device in zip(stages, devices, strict=True):
-            for u in units:
-                network.blocks[u].to(device)
-        kind = self.engine
-        if kind == "auto":
-            slowest = None if costs is None else max(sum(costs[u] for u in units) for units in stages)
-            kind = default_engine(devices, slowest)
-        return pipeline_engine(self, network, stages, devices, plan, history, kind)
-
-    def _block_costs(
-        self, network: DecoupledNetwork, devices: list[torch.device], plan: FitPlan
-    ) -> list[float]:
-        """Seconds of one step of each block on a probe batch of the training data."""
-        probe = plan.train_idx[: plan.batch_size]
-        network.to(devices[0])
-        x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
-        saved = torch.get_num_threads()
-        threads = cpu_threads_per_stage(devices)
-        if threads:  # measure with the threads each stage will get
-            torch.set_num_threads(threads)
-        try:
-            return measure_block_costs(network.trainers, x, y, mask)
-        finally:
-            torch.set_num_threads(saved)
-
-    def _check_config(self) -> tuple[list, list[torch.device]]:
+    def _check_config(self) -> FitConfig:
         weights = tuple(self.loss_weights)
         if len(weights) != 3 or any(
             not isinstance(w, (int, float, np.floating, np.integer)) or isinstance(w, bool) or w < 0
@@ -297,17 +243,16 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
 
     def _build_network(
         self,
-        encoders: list[Encoder],
-        widths: list[int],
+        stack: EncoderStack,
         n_classes: int,
-        trainer_args,
+        make_trainer: TrainerFactory,
+        projector: tuple[int, ...] | None,
     ) -> DecoupledNetwork:
         config = LossConfig(n_classes, float(self.alpha), tuple(float(w) for w in self.loss_weights))
-        projector_widths = _check_widths("projector", self.projector)
         blocks = []
-        for encoder, width in zip(encoders, widths, strict=True):
-            projector, out = build_projector(width, projector_widths)
+        for encoder, width in zip(stack.encoders, stack.widths, strict=True):
+            head, out = build_projector(width, projector)
             blocks.append(
-                LocalBlock(encoder, projector, build_classifier(out, n_classes, encoder.sequence), config)
+                LocalBlock(encoder, head, build_classifier(out, n_classes, encoder.sequence), config)
             )
-        return DecoupledNetwork(blocks, trainer_args)
+        return DecoupledNetwork(blocks, make_trainer, stack.output_shapes)

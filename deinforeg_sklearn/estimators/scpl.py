@@ -7,9 +7,10 @@ from typing import ClassVar
 
 from sklearn.utils._param_validation import Interval
 
-from deinforeg_sklearn.blocks import Encoder
-from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, _check_widths
+from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
 from deinforeg_sklearn.heads import build_classifier, build_projector
+from deinforeg_sklearn.training import TrainerFactory
 from deinforeg_sklearn.training.contrastive import ContrastiveBlock, ContrastiveHead, SCPLNetwork
 
 
@@ -106,13 +107,18 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.record_gradients = record_gradients
 
     def _build_network(
-        self, encoders: list[Encoder], widths: list[int], n_classes: int, trainer_args
+        self,
+        stack: EncoderStack,
+        n_classes: int,
+        make_trainer: TrainerFactory,
+        projector: tuple[int, ...] | None,
     ) -> SCPLNetwork:
-        projector_widths = _check_widths("projector", self.projector)
         blocks = []
-        for encoder, width in zip(encoders, widths, strict=True):
-            projector, _ = build_projector(width, projector_widths)
-            blocks.append(ContrastiveBlock(encoder, projector, float(self.temperature)))
-        last = encoders[-1]
-        head = ContrastiveHead(last.features, build_classifier(widths[-1], n_classes, last.sequence))
-        return SCPLNetwork(blocks, head, trainer_args)
+        for encoder, width in zip(stack.encoders, stack.widths, strict=True):
+            head, _ = build_projector(width, projector)
+            blocks.append(ContrastiveBlock(encoder, head, float(self.temperature)))
+        last = stack.encoders[-1]
+        classifier = ContrastiveHead(
+            last.features, build_classifier(stack.widths[-1], n_classes, last.sequence)
+        )
+        return SCPLNetwork(blocks, classifier, make_trainer, stack.output_shapes)

@@ -18,11 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
+from deinforeg_sklearn.training.protocols import Activation
+from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import StepTrainer
-
-#: Stats vector of an AL block (then a count of correct predictions, always 0: a block alone
-#: cannot predict, only the whole chain of inverses can).
-AL_STATS = ("bridge", "reconstruction", "loss")
 
 
 class AssociatedBlock(nn.Module):
@@ -64,7 +62,9 @@ class AssociatedBlock(nn.Module):
             {"params": label_side, "lr_scale": self.label_lr_scale},
         ]
 
-    def step_loss(self, h, y: torch.Tensor, mask: torch.Tensor | None):
+    def step_loss(
+        self, h: Activation, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[Activation, torch.Tensor, StepStats]:
         if self.first:
             x, t_prev = h, F.one_hot(y, self.n_classes).float()
         else:
@@ -74,21 +74,28 @@ class AssociatedBlock(nn.Module):
         bridge = F.mse_loss(self.bridge(self.encoder.features(f_out, mask)), t.detach())
         reconstruction = F.mse_loss(self.inverse(t), t_prev.detach())
         loss = bridge + reconstruction
-        zero = loss.detach() * 0.0
-        stats = torch.stack([bridge.detach(), reconstruction.detach(), loss.detach(), zero])
-        return (f_out, t), loss, stats
+        # no correct count: a block alone cannot predict, only the whole chain of inverses can
+        terms = {"bridge": bridge.detach(), "reconstruction": reconstruction.detach(), "loss": loss.detach()}
+        return (f_out, t), loss, StepStats(terms)
 
 
 class AssociatedNetwork(nn.Module):
-    """AL blocks, one ``StepTrainer`` each; prediction walks the inverses back down."""
+    """AL blocks, one ``StepTrainer`` each; prediction walks the inverses back down.
 
-    stat_names = AL_STATS
+    Its one head is the whole chain, no single unit: ``head_units`` is empty.
+    """
 
-    def __init__(self, blocks: Sequence[AssociatedBlock], trainer_args: Callable[[nn.Module], dict]) -> None:
+    def __init__(
+        self,
+        blocks: Sequence[AssociatedBlock],
+        make_trainer: Callable[[nn.Module], StepTrainer],
+        output_shapes: Sequence[tuple[int, ...]],
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
-        self.trainers = [StepTrainer(block, **trainer_args(block)) for block in self.blocks]
-        self.head_units: list[int] = []  # no unit predicts on its own
+        self.trainers = [make_trainer(block) for block in self.blocks]
+        self.head_units: list[int] = []
+        self.output_shapes = [tuple(s) for s in output_shapes]
 
     @property
     def n_heads(self) -> int:

@@ -9,28 +9,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
+from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import StepTrainer
-
-BACKPROP_STATS = ("cross_entropy", "loss")
 
 
 class BackpropNetwork(nn.Module):
-    """Encoders chained, then projector + classifier on the last block's features."""
+    """Encoders chained, then projector + classifier on the last block's features.
 
-    stat_names = BACKPROP_STATS
+    The whole network is one unit (its own single ``StepTrainer``) and one head.
+    """
 
     def __init__(
         self,
         encoders: Sequence[Encoder],
         projector: nn.Module,
         classifier: nn.Module,
-        trainer_args: Callable[[nn.Module], dict],
+        make_trainer: Callable[[nn.Module], StepTrainer],
+        output_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(encoders)
         self.projector = projector
         self.classifier = classifier
-        self.trainers = [StepTrainer(self, **trainer_args(self))]
+        self.head_units = [0]
+        self.output_shapes = [tuple(s) for s in output_shapes]
+        self.trainers = [make_trainer(self)]
 
     @property
     def n_heads(self) -> int:
@@ -46,15 +49,18 @@ class BackpropNetwork(nn.Module):
         """One group per block's encoder (for gradient recording)."""
         return [list(e.parameters()) for e in self.encoders]
 
+    def optimizer_groups(self) -> list[dict]:
+        """One group: the whole network learns at one rate."""
+        return [{"params": list(self.parameters())}]
+
     def step_loss(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(x, mask)
         loss = F.cross_entropy(logits, y)
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
-            stats = torch.stack([loss.detach(), loss.detach(), correct])
-        return logits, loss, stats
+        return logits, loss, StepStats({"cross_entropy": loss.detach(), "loss": loss.detach()}, correct)
 
     def head_logits(
         self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None

@@ -16,10 +16,15 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import supervised_contrastive_loss
+from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import StepTrainer
 
-#: Stats vector of every SCPL unit (then the count of correct predictions).
+#: Loss terms of every SCPL unit (the head also reports its correct count).
 SCPL_STATS = ("contrastive", "cross_entropy", "loss")
+
+
+def _scpl_terms(contrastive: torch.Tensor, cross_entropy: torch.Tensor, loss: torch.Tensor) -> dict:
+    return dict(zip(SCPL_STATS, (contrastive.detach(), cross_entropy.detach(), loss.detach()), strict=True))
 
 
 class ContrastiveBlock(nn.Module):
@@ -37,15 +42,18 @@ class ContrastiveBlock(nn.Module):
     def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
         return [list(self.encoder.parameters())]
 
+    def optimizer_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters())}]
+
     def step_loss(
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         h_out = self.encoder(h.detach(), mask)
         loss = supervised_contrastive_loss(
             self.projector(self.encoder.features(h_out, mask)), y, self.temperature
         )
-        zero = loss.detach() * 0.0
-        return h_out, loss, torch.stack([loss.detach(), zero, loss.detach(), zero])
+        # no classifier of its own: no correct count
+        return h_out, loss, StepStats(_scpl_terms(loss, loss * 0.0, loss))
 
 
 class ContrastiveHead(nn.Module):
@@ -66,34 +74,38 @@ class ContrastiveHead(nn.Module):
     def encoder_parameter_groups(self) -> list[list[nn.Parameter]]:
         return []
 
+    def optimizer_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters())}]
+
     def step_loss(
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(h.detach(), mask)
         loss = F.cross_entropy(logits, y)
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
-            stats = torch.stack([loss.detach() * 0.0, loss.detach(), loss.detach(), correct])
-        return logits, loss, stats
+        return logits, loss, StepStats(_scpl_terms(loss * 0.0, loss, loss), correct)
 
 
 class SCPLNetwork(nn.Module):
-    """SCPL blocks and their head; one ``StepTrainer`` per block and one for the head."""
+    """SCPL blocks and their head; one ``StepTrainer`` per block and one for the head.
 
-    stat_names = SCPL_STATS
+    The units are the blocks, then the head; the head (the last unit) is the only classifier.
+    """
 
     def __init__(
         self,
         blocks: Sequence[ContrastiveBlock],
         head: ContrastiveHead,
-        trainer_args: Callable[[nn.Module], dict],
+        make_trainer: Callable[[nn.Module], StepTrainer],
+        output_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
-        self.trainers = [StepTrainer(unit, **trainer_args(unit)) for unit in [*self.blocks, self.head]]
-        #: Units whose rows in the stats table are classifier heads (index into ``trainers``).
+        self.trainers = [make_trainer(unit) for unit in [*self.blocks, self.head]]
         self.head_units = [len(self.blocks)]
+        self.output_shapes = [tuple(s) for s in output_shapes]
 
     @property
     def n_heads(self) -> int:

@@ -10,10 +10,13 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import info_regularization_loss
+from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import LossConfig, StepTrainer
 
-#: Stats vector of a DeInfoReg block step (then the count of correct predictions).
+#: Loss terms a DeInfoReg block step reports (its classifier also reports its correct count).
 DECOUPLED_STATS = ("variance", "invariance", "covariance", "cross_entropy", "loss")
+
+MakeTrainer = Callable[[nn.Module], StepTrainer]
 
 
 class LocalBlock(nn.Module):
@@ -39,6 +42,10 @@ class LocalBlock(nn.Module):
         """One group: this block's encoder (for gradient recording)."""
         return [list(self.encoder.parameters())]
 
+    def optimizer_groups(self) -> list[dict]:
+        """One group: encoder, projector and classifier learn at the same rate."""
+        return [{"params": list(self.parameters())}]
+
     def logits(self, h_out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Class scores of this block's classifier for the block output ``h_out``."""
         return self.classifier(self.projector(self.encoder.features(h_out, mask)))
@@ -59,23 +66,32 @@ class LocalBlock(nn.Module):
 
     def step_loss(
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         h_out, loss, parts, logits = self.block_loss(h, y, mask)
         with torch.no_grad():
+            terms = {k: parts[k].detach() for k in DECOUPLED_STATS[:4]}
+            terms["loss"] = loss.detach()
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
-            stats = torch.stack([*(parts[k].detach() for k in DECOUPLED_STATS[:4]), loss.detach(), correct])
-        return h_out, loss, stats
+        return h_out, loss, StepStats(terms, correct)
 
 
 class DecoupledNetwork(nn.Module):
-    """The blocks of a DeInfoReg model and one ``StepTrainer`` per block."""
+    """The blocks of a DeInfoReg model and one ``StepTrainer`` per block (a ``UnitNetwork``).
 
-    stat_names = DECOUPLED_STATS
+    Every block is a unit and a head: unit l's stats are head l's.
+    """
 
-    def __init__(self, blocks: Sequence[LocalBlock], trainer_args: Callable[[nn.Module], dict]) -> None:
+    def __init__(
+        self,
+        blocks: Sequence[LocalBlock],
+        make_trainer: MakeTrainer,
+        output_shapes: Sequence[tuple[int, ...]],
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
-        self.trainers = [StepTrainer(block, **trainer_args(block)) for block in self.blocks]
+        self.trainers = [make_trainer(block) for block in self.blocks]
+        self.head_units = list(range(len(self.blocks)))
+        self.output_shapes = [tuple(s) for s in output_shapes]
 
     @property
     def n_heads(self) -> int:

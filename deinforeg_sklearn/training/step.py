@@ -1,9 +1,10 @@
 """One optimiser step on one unit of a network: the thing every engine schedules.
 
-A ``StepTrainer`` owns a module, its optimiser and its learning-rate schedule. ``step`` reads
-the previous unit's output (already detached), does forward, loss, backward and the optimiser
-step, and returns its own output detached plus a small stats vector. Nothing it does touches
-another unit, which is why engines may run units in any order consistent with the data flow.
+A ``StepTrainer`` owns a unit (see :class:`~deinforeg_sklearn.training.protocols.TrainableUnit`),
+its optimiser and its learning-rate schedule. ``step`` reads the previous unit's output (already
+detached), does forward, loss, backward and the optimiser step, and returns its own output
+detached plus the unit's named stats. Nothing it does touches another unit, which is why engines
+may run units in any order consistent with the data flow.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from deinforeg_sklearn.optim import cosine_lr
+from deinforeg_sklearn.optim import cosine_lr, make_optimizer
+from deinforeg_sklearn.training.protocols import Activation, TrainableUnit
+from deinforeg_sklearn.training.stats import StepStats
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,7 @@ class StepTrainer:
 
     Parameters
     ----------
-    unit : nn.Module
-        Has ``step_loss(h, y, mask) -> (h_out, loss, stats)``.
+    unit : TrainableUnit
     optimizer : torch.optim.Optimizer
     lr, final_lr : float, float or None
         Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``. A parameter
@@ -41,7 +42,7 @@ class StepTrainer:
 
     def __init__(
         self,
-        unit: nn.Module,
+        unit: TrainableUnit,
         optimizer: torch.optim.Optimizer,
         lr: float,
         final_lr: float | None,
@@ -57,10 +58,8 @@ class StepTrainer:
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
         self.grad_steps = 0
 
-    def step(
-        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train on one batch; return the unit's output (detached) and its stats vector."""
+    def step(self, h: Activation, y: torch.Tensor, mask: torch.Tensor | None) -> tuple[Activation, StepStats]:
+        """Train on one batch; return the unit's output (detached) and its stats."""
         rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
@@ -107,3 +106,24 @@ class StepTrainer:
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
         self.grad_steps = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainerFactory:
+    """Makes the :class:`StepTrainer` of each unit from the estimator's optimiser settings.
+
+    Networks call it once per unit they build, so every unit gets its own optimiser over its own
+    parameter groups (``unit.optimizer_groups()``) and the same schedule.
+    """
+
+    optimizer: str
+    learning_rate: float
+    weight_decay: float
+    final_learning_rate: float | None
+    total_steps: int
+
+    def __call__(self, unit: TrainableUnit) -> StepTrainer:
+        optimizer = make_optimizer(
+            unit.optimizer_groups(), self.optimizer, self.learning_rate, self.weight_decay
+        )
+        return StepTrainer(unit, optimizer, self.learning_rate, self.final_learning_rate, self.total_steps)

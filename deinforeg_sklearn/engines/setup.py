@@ -1,0 +1,188 @@
+"""The one entry point from "train this network on these devices" to a started engine.
+
+Why one place: setting up a pipeline takes measurements (the cost of each block's step on a
+probe batch, with the threads each stage will get), a placement (given, or balanced on those
+costs), moving units to their devices, a choice of engine, and for the process engine the ranks
+themselves, each with the network, the plan and the work it runs. None of that is the
+estimator's business. It checks the request before any work (:meth:`EngineRequest.check`) and
+asks :func:`start_engine` for a started engine.
+
+A spawned rank receives ``work`` (the fit loop) with the network and plan, never an estimator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from deinforeg_sklearn.engines.base import Engine, prepare_batch
+from deinforeg_sklearn.engines.choice import cpu_threads_per_stage, default_engine
+from deinforeg_sklearn.engines.launch import dumps, spawned_group
+from deinforeg_sklearn.engines.placement import (
+    balance,
+    check_placement,
+    measure_block_costs,
+    place_units,
+    stage_units,
+)
+from deinforeg_sklearn.engines.processes import ProcessEngine, env_group, launched_by_torchrun
+from deinforeg_sklearn.engines.sequential import SequentialEngine
+from deinforeg_sklearn.engines.threads import ThreadEngine
+from deinforeg_sklearn.training.plan import FitPlan
+from deinforeg_sklearn.training.protocols import UnitNetwork
+
+#: What every rank runs once the engine is started: ``work(network, engine, plan, history)``.
+#: It must pickle (spawned ranks receive it), e.g. a ``FitLoop``.
+Work = Callable[[UnitNetwork, Engine, FitPlan, list[dict]], object]
+
+ENGINE_KINDS = ("auto", "threads", "processes")
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """Where a fit trains and how, checked against the size of the network before any work.
+
+    Attributes
+    ----------
+    devices : tuple of torch.device
+        One per pipeline stage (one device: no pipeline).
+    counts : tuple of int or None
+        Units per stage, given by the user; None: balanced by measured cost.
+    kind : {"auto", "threads", "processes"}
+    """
+
+    devices: tuple[torch.device, ...]
+    counts: tuple[int, ...] | None = None
+    kind: str = "auto"
+
+    @classmethod
+    def check(
+        cls,
+        devices: Sequence[torch.device],
+        n_units: int,
+        placement: Sequence[int] | None = None,
+        kind: str = "auto",
+    ) -> EngineRequest:
+        """Validate a request for a network of ``n_units`` units.
+
+        Raises
+        ------
+        ValueError
+            More devices than units, a placement that does not fit, or an unknown engine.
+        """
+        if kind not in ENGINE_KINDS:
+            raise ValueError(f"engine={kind!r}: use one of {', '.join(map(repr, ENGINE_KINDS))}.")
+        if len(devices) > n_units:
+            raise ValueError(
+                f"devices names {len(devices)} stages but there are only {n_units} blocks: "
+                "give at most one device per block."
+            )
+        counts = None if placement is None else tuple(check_placement(placement, n_units, len(devices)))
+        return cls(tuple(devices), counts, kind)
+
+
+def start_engine(
+    request: EngineRequest, network: UnitNetwork, plan: FitPlan, history: list[dict], work: Work
+) -> Engine:
+    """Place ``network`` as ``request`` says and return its started engine.
+
+    One device: the sequential engine. Several: units are split into stages (the given
+    placement, or balanced on the measured cost of each unit's step), moved to their devices,
+    and run by the thread or process engine (``kind``, or :func:`default_engine` for "auto").
+    Use the result as a context manager (``with start_engine(...) as engine:``) so that it is
+    closed, whatever happens.
+
+    Parameters
+    ----------
+    request : EngineRequest
+    network : UnitNetwork
+    plan : FitPlan
+        The fit's data; a probe batch of it measures the step costs.
+    history : list of dict
+        History so far (a warm start's); spawned ranks start from a copy.
+    work : Work
+        What spawned ranks run on their copy of network, plan and history.
+    """
+    devices = list(request.devices)
+    if len(devices) == 1:
+        network.to(devices[0])
+        engine: Engine = SequentialEngine(network.trainers, devices[0])
+    else:
+        costs = None
+        if request.counts is None or (request.kind == "auto" and devices[0].type == "cpu"):
+            costs = unit_costs(network, devices, plan)
+        counts = list(request.counts) if request.counts is not None else balance(costs, len(devices))
+        stages = stage_units(counts)
+        place_units(network.trainers, stages, devices)
+        kind = request.kind
+        if kind == "auto":
+            slowest = None if costs is None else max(sum(costs[u] for u in units) for units in stages)
+            kind = default_engine(devices, slowest)
+        engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
+    engine.start()
+    return engine
+
+
+def unit_costs(network: UnitNetwork, devices: list[torch.device], plan: FitPlan) -> list[float]:
+    """Seconds of one step of each unit on a probe batch, with the threads each stage will get."""
+    probe = plan.train_idx[: plan.batch_size]
+    network.to(devices[0])
+    x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
+    saved = torch.get_num_threads()
+    threads = cpu_threads_per_stage(devices)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return measure_block_costs(network.trainers, x, y, mask)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def pipeline_engine(
+    network: UnitNetwork,
+    stages: list[list[int]],
+    devices: list[torch.device],
+    plan: FitPlan,
+    history: list[dict],
+    work: Work,
+    kind: str,
+) -> Engine:
+    """The (unstarted) engine that trains ``network`` as a pipeline of ``stages`` on ``devices``.
+
+    CPU stages share the thread budget: see :func:`~deinforeg_sklearn.engines.cpu_threads_per_stage`.
+    """
+    cpu_threads = cpu_threads_per_stage(devices)
+    if kind == "threads":
+        return ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
+    if dist.is_initialized():
+        launcher = None  # the caller's own process group: this process is one rank of it
+    elif launched_by_torchrun():
+        launcher = env_group
+    else:
+        # Ranks > 0 never read training batches from X; they evaluate the validation rows and
+        # receive everything else from the previous stage. Augmentation runs on rank 0 only.
+        child_plan = dataclasses.replace(plan, augment=None)
+        payload = dumps((work, network, child_plan, list(history), stages, devices, plan.mask_steps))
+        payloads = dict.fromkeys(range(1, len(stages)), payload)
+        launcher = functools.partial(
+            spawned_group, len(stages), payloads, run_stage_process, cpu_threads or 1
+        )
+    return ProcessEngine(
+        network, stages, devices, plan.mask_steps, launcher=launcher, cpu_threads=cpu_threads
+    )
+
+
+def run_stage_process(rank: int, payload: tuple) -> None:
+    """Body of a spawned rank: ``work`` on its own copy of the network, on its own stage."""
+    work, network, plan, history, stages, devices, mask_steps = payload
+    engine = ProcessEngine(network, stages, devices, mask_steps, quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank 0 reports warnings to the user
+        with engine:
+            work(network, engine, plan, history)

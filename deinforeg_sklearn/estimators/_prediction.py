@@ -1,0 +1,68 @@
+"""Prediction from a fitted network: probabilities of the inference head, or of every head.
+
+It reads only the fitted attributes (``network_``, ``device_``, ``input_shape_``,
+``inference_block_``, ``classes_``), never the training machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from deinforeg_sklearn.data.inputs import as_token_ids, no_mask, to_tensor, token_mask
+from deinforeg_sklearn.training.evaluate import evaluate_logits
+
+#: Rows per batch at prediction.
+PREDICT_BATCH = 1024
+
+
+class PredictionMixin:
+    """``predict``, ``predict_proba`` and ``staged_predict_proba`` of the estimators."""
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from the inference block's classifier.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return _softmax(self._logits(X, last=self.inference_block_)[-1])
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels (from ``classes_``)."""
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def staged_predict_proba(self, X) -> Iterator[np.ndarray]:
+        """Class probabilities of each block's classifier, first block first.
+
+        For BackpropClassifier, which has one classifier, this yields one array.
+
+        Yields
+        ------
+        ndarray of shape (n_samples, n_classes)
+        """
+        for logits in self._logits(X, last=None):
+            yield _softmax(logits)
+
+    def _prediction_input(self, X) -> tuple[torch.Tensor, Callable]:
+        """Checked rows of X as a tensor of the training sample shape, and the mask function."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64 if self._tokens else np.float32)
+        if self._tokens:
+            X = as_token_ids(X)
+        return to_tensor(X, self.input_shape_), token_mask if self._tokens else no_mask
+
+    def _logits(self, X, last: int | None) -> list[np.ndarray]:
+        X_t, mask_fn = self._prediction_input(X)
+        return evaluate_logits(self.network_, X_t, PREDICT_BATCH, self.device_, mask_fn, last=last)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z.astype(np.float64))
+    return e / e.sum(axis=1, keepdims=True)

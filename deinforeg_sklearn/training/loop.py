@@ -1,0 +1,218 @@
+"""The fit loop: epochs, validation, early stopping, interrupt recovery and history.
+
+Why it lives apart from the estimators: it is the same loop for every method and every engine,
+and under the process engine every rank runs it (SPMD) on the network and plan it received. So
+it reads nothing but its :class:`LoopConfig`, the network (through
+:class:`~deinforeg_sklearn.training.protocols.UnitNetwork`), the engine and the
+:class:`~deinforeg_sklearn.training.plan.FitPlan`. It issues no warnings: it reports what
+happened in a :class:`LoopResult`, and the estimator tells the user, so that the warning points
+at the user's call and a spawned rank stays silent.
+
+Invariant: the loop's decisions (when to stop, which epoch to keep) depend only on the stats and
+scores every rank sees alike, so all ranks of a pipeline take the same decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from deinforeg_sklearn.data.batches import epoch_batches
+from deinforeg_sklearn.progress import EpochReporter
+from deinforeg_sklearn.training.evaluate import evaluate_logits
+from deinforeg_sklearn.training.plan import FitPlan
+from deinforeg_sklearn.training.protocols import UnitNetwork
+from deinforeg_sklearn.training.snapshot import Snapshot
+from deinforeg_sklearn.training.stats import UnitEpochStats
+
+if TYPE_CHECKING:  # engines import training; the loop only calls an engine it is given
+    from deinforeg_sklearn.engines.base import Engine
+
+#: Rows per batch when scoring the validation split.
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+    """How the loop runs; built by the estimator from its parameters.
+
+    Attributes
+    ----------
+    early_stopping : bool
+        Stop when the followed validation score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best epoch.
+    n_iter_no_change : int
+    tol : float
+    follow : {"last", "best"}
+        The score early stopping follows: the last head's, or the best head's.
+    record_gradients : bool
+        Add each epoch's mean encoder-gradient magnitudes to its history record.
+    verbose : int
+        As the estimator's ``verbose``.
+    """
+
+    early_stopping: bool = False
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    follow: Literal["last", "best"] = "last"
+    record_gradients: bool = False
+    verbose: int = 0
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """What a run of the loop ended with.
+
+    Attributes
+    ----------
+    scores : ndarray or None
+        Validation accuracy of each head for the weights the network holds now.
+    interrupted_after : int or None
+        After Ctrl-C, the epoch (1-based, counted over warm starts) whose model was kept.
+    still_improving : bool
+        Early stopping ran to the last epoch while the score was still improving.
+    """
+
+    scores: np.ndarray | None
+    interrupted_after: int | None = None
+    still_improving: bool = False
+
+
+class _BestEpoch:
+    """Early stopping's memory: the best score so far, its snapshot, and the epochs since."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.snapshot: Snapshot | None = None
+        self.score = -np.inf
+        self.stale = 0
+
+    def update(self, network: UnitNetwork, n_history: int, scores: np.ndarray | None) -> bool:
+        """Take this epoch's scores; True when training should stop."""
+        if not self.config.early_stopping or scores is None:
+            return False
+        score = scores.max() if self.config.follow == "best" else scores[-1]
+        if score > self.score + self.config.tol:
+            self.snapshot, self.score, self.stale = Snapshot.take(network, n_history, scores), score, 0
+        else:
+            self.stale += 1
+        return self.stale >= self.config.n_iter_no_change
+
+
+class FitLoop:
+    """Runs the epochs of one fit.
+
+    Parameters
+    ----------
+    config : LoopConfig
+    """
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+
+    def __call__(
+        self, network: UnitNetwork, engine: Engine, plan: FitPlan, history: list[dict]
+    ) -> LoopResult:
+        return self.run(network, engine, plan, history)
+
+    def run(self, network: UnitNetwork, engine: Engine, plan: FitPlan, history: list[dict]) -> LoopResult:
+        """Train for ``plan.epochs`` epochs at most, appending one record per epoch to ``history``.
+
+        Early stopping restores the best epoch. Ctrl-C, where the engine keeps the live state
+        in this process, keeps the last completed epoch of this run; with none completed (or
+        with the process engine) it re-raises and the caller rolls the whole fit back.
+        """
+        for trainer in network.trainers:
+            trainer.record_gradients = self.config.record_gradients
+        reporter = EpochReporter(0 if engine.quiet else self.config.verbose, plan.n_batches)
+        engine.on_batch = reporter.batch_done
+        best = _BestEpoch(self.config)
+        last_good: Snapshot | None = None
+        stopped, scores = False, None
+        try:
+            for _ in range(plan.epochs):
+                record, scores = self._epoch(network, engine, plan, history, reporter)
+                history.append(record)
+                reporter.end(record)
+                if engine.in_process:
+                    last_good = Snapshot.take(network, len(history), scores)
+                if best.update(network, len(history), scores):
+                    stopped = True
+                    break
+        except KeyboardInterrupt:
+            reporter.close()
+            if last_good is None:
+                raise
+            return self._after_interrupt(network, history, last_good, best.snapshot)
+        engine.sync()
+        if best.snapshot is None:
+            return LoopResult(scores)
+        best.snapshot.restore(network)
+        return LoopResult(best.snapshot.scores, still_improving=not stopped)
+
+    @staticmethod
+    def _after_interrupt(
+        network: UnitNetwork, history: list[dict], last_good: Snapshot, best: Snapshot | None
+    ) -> LoopResult:
+        """Go back to the last completed epoch (or the best one, under early stopping)."""
+        last_good.restore(network)
+        del history[last_good.n_history :]
+        kept = history[-1]["epoch"]
+        if best is None:
+            return LoopResult(last_good.scores, interrupted_after=kept)
+        best.restore(network)
+        return LoopResult(best.scores, interrupted_after=kept)
+
+    def _epoch(
+        self,
+        network: UnitNetwork,
+        engine: Engine,
+        plan: FitPlan,
+        history: list[dict],
+        reporter: EpochReporter,
+    ) -> tuple[dict, np.ndarray | None]:
+        """One epoch of training, then the validation scores; returns its history record."""
+        reporter.start(len(history) + 1)
+        start = time.perf_counter()
+        network.train()
+        batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
+        busy_before = list(engine.busy_seconds)
+        stats = engine.train_epoch(
+            plan.X[plan.train_idx], plan.y[plan.train_idx], batches, plan.mask_fn, plan.augment, len(history)
+        )
+        elapsed = time.perf_counter() - start  # training only, without validation
+        if plan.val_idx is not None or self.config.record_gradients:
+            engine.sync()
+        scores = None if plan.val_idx is None else _validation_scores(network, plan)
+        record = {
+            "epoch": len(history) + 1,
+            "time": elapsed,
+            "stage_busy": [(b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)],
+            "validation_scores": None if scores is None else [float(v) for v in scores],
+            "blocks": _unit_rows(stats, network.head_units, scores),
+        }
+        if self.config.record_gradients:
+            record["encoder_gradients"] = engine.epoch_gradients()
+        return record, scores
+
+
+def _validation_scores(network: UnitNetwork, plan: FitPlan) -> np.ndarray:
+    """Accuracy of each head on the validation rows."""
+    logits = evaluate_logits(network, plan.X[plan.val_idx], EVAL_BATCH, plan.device, plan.mask_fn)
+    y_val = plan.y[plan.val_idx].numpy()
+    return np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
+
+
+def _unit_rows(stats: list[UnitEpochStats], head_units: list[int], scores: np.ndarray | None) -> list[dict]:
+    """One history row per unit: its loss terms, and accuracies for the units that are heads."""
+    rows = []
+    for u, unit in enumerate(stats):
+        head = head_units.index(u) if u in head_units else None
+        row: dict = dict(unit.terms)
+        row["train_accuracy"] = None if head is None else unit.accuracy
+        row["validation_accuracy"] = None if head is None or scores is None else float(scores[head])
+        rows.append(row)
+    return rows

@@ -1,0 +1,67 @@
+"""The data and batching of one fit: what the fit loop and the engines read, and nothing else.
+
+The estimator checks the user's data and parameters and builds one ``FitPlan``; from then on
+nothing downstream looks at the estimator. That is what lets a spawned pipeline rank run the
+same fit loop on a plan it received, without a copy of the estimator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deinforeg_sklearn.data.batches import epoch_batches
+from deinforeg_sklearn.data.inputs import MaskFn, token_mask
+
+#: Augmentation of a training batch (N, C, H, W), or None.
+Augment = Callable[[torch.Tensor], torch.Tensor] | None
+
+
+@dataclass(kw_only=True)
+class FitPlan:
+    """The rows, split, batches and per-batch transforms of one fit.
+
+    Attributes
+    ----------
+    X : tensor
+        All rows, each reshaped to the sample shape (CPU).
+    y : tensor
+        Class indices (int64) of all rows.
+    train_idx, val_idx : ndarray, ndarray or None
+        Rows that train; rows that score each epoch (None: no validation).
+    batch_size : int
+    epochs : int
+        Epochs this fit runs at most.
+    mask_fn : MaskFn
+        The padding mask of a batch (token input) or None.
+    augment : Augment
+        Applied to each training batch on its device; None for none.
+    rng : numpy Generator
+        Draws the batch order of every epoch.
+    device : torch.device
+        Where validation batches start (the first stage's device).
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    batch_size: int
+    epochs: int
+    mask_fn: MaskFn
+    augment: Augment
+    rng: np.random.Generator
+    device: torch.device
+
+    @property
+    def n_batches(self) -> int:
+        """Batches per epoch (a last batch of one sample is merged into the one before)."""
+        return len(epoch_batches(len(self.train_idx), self.batch_size, None))
+
+    @property
+    def mask_steps(self) -> int | None:
+        """Length of the padding mask that travels with each batch (token input), or None."""
+        return int(self.X.shape[1]) if self.mask_fn is token_mask else None
