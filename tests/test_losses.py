@@ -142,3 +142,49 @@ def test_collapse_is_penalised_more_than_spread():
     _, p_spr = info_regularization_loss(spread, y, 2, return_parts=True)
     assert p_col["variance"] > p_spr["variance"]
     assert p_col["invariance"] > p_spr["invariance"]
+
+
+# The Gram form (one N x N product) and the column form (D x D covariance) are the same terms.
+SHAPES = [(16, 512), (128, 8), (24, 24), (5, 3), (2, 7)]  # D >> N, D << N, D = N, tiny
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_form_matches_numpy_reference(n, d, dtype):
+    from deinforeg_sklearn.losses.info_regularization import _gram_terms
+
+    rng = np.random.RandomState(n * d)
+    z = rng.randn(n, d)
+    y = rng.randint(0, 3, n)
+    normed = torch.nn.functional.normalize(torch.tensor(z, dtype=dtype), dim=1)
+    centred = normed - normed.mean(dim=0)
+    inv, cov = _gram_terms(normed, centred, torch.tensor(y), 3, True, True)
+    _, ref = numpy_reference(z, y, 3)
+    np.testing.assert_allclose(inv.item(), ref["invariance"], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(cov.item(), ref["covariance"], rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_gram_form_gradients_equal_the_column_form(n, d):
+    from deinforeg_sklearn.losses.info_regularization import _column_terms, _gram_terms
+
+    rng = np.random.RandomState(n + d)
+    z0 = torch.tensor(rng.randn(n, d))
+    y = torch.tensor(rng.randint(0, 3, n))
+    grads = []
+    for terms in (_gram_terms, _column_terms):
+        z = z0.clone().requires_grad_(True)
+        normed = torch.nn.functional.normalize(z, dim=1)
+        inv, cov = terms(normed, normed - normed.mean(dim=0), y, 3, True, True)
+        (inv + 3.0 * cov).backward()
+        grads.append(z.grad)
+    np.testing.assert_allclose(grads[0].numpy(), grads[1].numpy(), rtol=1e-6, atol=1e-12)
+
+
+def test_the_form_follows_the_cost():
+    from deinforeg_sklearn.losses.info_regularization import uses_gram
+
+    assert uses_gram(128, 8192, invariance=True)
+    assert uses_gram(128, 64, invariance=True)  # the N x N product is needed anyway
+    assert uses_gram(128, 8192, invariance=False)
+    assert not uses_gram(128, 64, invariance=False)  # D x D is cheaper
