@@ -54,3 +54,13 @@ def test_augment_needs_images():
     with pytest.raises(ValueError, match="image input"):
         make_augmenter("basic", (64,))
     assert make_augmenter(None, (64,)) is None
+
+
+def test_importing_the_package_does_not_import_torchvision():
+    # torchvision costs about a second at import and only augment="strong" needs it
+    import subprocess
+    import sys
+
+    code = "import sys, deinforeg_sklearn; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torchvision.transforms import v2
 
 
 def random_crop_flip(x: torch.Tensor) -> torch.Tensor:
@@ -28,7 +27,12 @@ def random_crop_flip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(n, 1, 1, 1), cropped.flip(-1), cropped)
 
 
-def _colour(channels: int) -> v2.Transform:
+def _colour(channels: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    # torchvision is imported here, not with the package: importing it costs about a second
+    # (it pulls in torch._dynamo), paid by every fit's process and every spawned stage, and only
+    # augment="strong" needs it.
+    from torchvision.transforms import v2
+
     if channels == 3:
         return v2.Compose(
             [
