@@ -11,7 +11,7 @@ to the label space.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.training.protocols import Activation
 from deinforeg_sklearn.training.stats import StepStats
-from deinforeg_sklearn.training.step import StepTrainer
+from deinforeg_sklearn.training.step import MakeTrainer
 
 
 class AssociatedBlock(nn.Module):
@@ -88,7 +88,7 @@ class AssociatedNetwork(nn.Module):
     def __init__(
         self,
         blocks: Sequence[AssociatedBlock],
-        make_trainer: Callable[[nn.Module], StepTrainer],
+        make_trainer: MakeTrainer,
         output_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         super().__init__()

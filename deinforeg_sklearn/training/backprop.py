@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.training.stats import StepStats
-from deinforeg_sklearn.training.step import StepTrainer
+from deinforeg_sklearn.training.step import MakeTrainer
 
 
 class BackpropNetwork(nn.Module):
@@ -24,7 +24,7 @@ class BackpropNetwork(nn.Module):
         encoders: Sequence[Encoder],
         projector: nn.Module,
         classifier: nn.Module,
-        make_trainer: Callable[[nn.Module], StepTrainer],
+        make_trainer: MakeTrainer,
         output_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ from torch import nn
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import supervised_contrastive_loss
 from deinforeg_sklearn.training.stats import StepStats
-from deinforeg_sklearn.training.step import StepTrainer
+from deinforeg_sklearn.training.step import MakeTrainer
 
 #: Loss terms of every SCPL unit (the head also reports its correct count).
 SCPL_STATS = ("contrastive", "cross_entropy", "loss")
@@ -97,7 +97,7 @@ class SCPLNetwork(nn.Module):
         self,
         blocks: Sequence[ContrastiveBlock],
         head: ContrastiveHead,
-        make_trainer: Callable[[nn.Module], StepTrainer],
+        make_trainer: MakeTrainer,
         output_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -11,12 +11,10 @@ from torch import nn
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import info_regularization_loss
 from deinforeg_sklearn.training.stats import StepStats
-from deinforeg_sklearn.training.step import LossConfig, StepTrainer
+from deinforeg_sklearn.training.step import LossConfig, MakeTrainer
 
 #: Loss terms a DeInfoReg block step reports (its classifier also reports its correct count).
 DECOUPLED_STATS = ("variance", "invariance", "covariance", "cross_entropy", "loss")
-
-MakeTrainer = Callable[[nn.Module], StepTrainer]
 
 
 class LocalBlock(nn.Module):

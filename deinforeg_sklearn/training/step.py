@@ -9,6 +9,7 @@ may run units in any order consistent with the data flow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +107,10 @@ class StepTrainer:
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
         self.grad_steps = 0
+
+
+#: What a network calls once per unit it builds to get that unit's trainer (a TrainerFactory).
+MakeTrainer = Callable[[TrainableUnit], "StepTrainer"]
 
 
 @dataclass(frozen=True, kw_only=True)
