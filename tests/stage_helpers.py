@@ -37,3 +37,26 @@ def wait_for_peers(rank, payload):
     import torch.distributed as dist
 
     dist.barrier()
+
+
+def stage_processes():
+    """Stage processes this process started that still exist, zombies included (Linux /proc).
+
+    A stage process runs ``python -m deinforeg_sklearn.engines.stage_main``; one that ended
+    but was never reaped is a zombie child of ours, whose command line is empty.
+    """
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        state, parent = fields[0], int(fields[1])
+        if parent == me and (b"deinforeg_sklearn.engines.stage_main" in command or state == "Z"):
+            found.append(int(entry))
+    return found

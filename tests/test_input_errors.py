@@ -180,18 +180,41 @@ def test_interrupt_in_first_epoch_keeps_previous_state(small_data, monkeypatch):
 
 
 PIPELINE = {"devices": ["cpu", "cpu"], "engine": "threads", "placement": [1, 1]}
+PROCESSES = {"devices": ["cpu", "cpu"], "engine": "processes", "placement": [1, 1]}
 
 
-@pytest.mark.parametrize("pipeline", [{}, PIPELINE], ids=["one-device", "threads"])
-def test_interrupt_keeps_last_completed_epoch(small_data, monkeypatch, pipeline):
+@pytest.mark.parametrize(
+    ("pipeline", "step"),
+    # 108 training rows / 36 = 3 batches x 2 blocks = 6 steps per epoch in this process: step 22
+    # is in epoch 4. Under processes this process (rank 0) steps block 0 alone: 3 per epoch, and
+    # Ctrl-C reaches only it (stage processes ignore SIGINT), as the patched step does here.
+    [({}, 22), (PIPELINE, 22), (PROCESSES, 11)],
+    ids=["one-device", "threads", "processes"],
+)
+def test_interrupt_keeps_last_completed_epoch(small_data, monkeypatch, pipeline, step):
+    from stage_helpers import stage_processes
+
     X, y = small_data
     kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, **pipeline}
     three_epochs = DeInfoRegClassifier(max_iter=3, **kw).fit(X, y)
-    # 108 training rows / 36 = 3 batches x 2 blocks = 6 steps per epoch: step 22 is in epoch 4
-    interrupt_on_step(monkeypatch, 22)
+    interrupt_on_step(monkeypatch, step)
     est = DeInfoRegClassifier(max_iter=6, **kw)
     with pytest.warns(UserWarning, match="interrupted; keeping the model after epoch 3"):
         est.fit(X, y)
     assert est.n_iter_ == 3 and len(est.history_) == 3
     # the cosine schedule is off (constant rate), so 3 epochs of a 6-epoch fit = a 3-epoch fit
     np.testing.assert_allclose(est.predict_proba(X), three_epochs.predict_proba(X), atol=1e-6)
+    assert not stage_processes()
+
+
+def test_interrupt_without_last_epoch_copy_rolls_back(small_data, monkeypatch):
+    X, y = small_data
+    kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, "max_iter": 2}
+    est = DeInfoRegClassifier(warm_start=True, **kw).fit(X, y)
+    before = est.predict_proba(X)
+    est.set_params(keep_last_epoch=False, max_iter=6)
+    interrupt_on_step(monkeypatch, 22)  # in the 4th epoch of the new fit
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    assert est.n_iter_ == 2

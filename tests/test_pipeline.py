@@ -1,6 +1,5 @@
 """Pipelined multi-device training: placement, the engine invariant, faults, torchrun."""
 
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from equivalence import assert_same_training
-from stage_helpers import killed_on_third, raise_on_third
+from stage_helpers import killed_on_third, raise_on_third, stage_processes
 
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Embedding
@@ -143,11 +142,6 @@ def stage_threads():
     return [t for t in threading.enumerate() if t.name.startswith("deinforeg-stage")]
 
 
-def stage_processes():
-    # only ours: joblib's reusable worker pool (from other tests) may be alive too
-    return [p for p in multiprocessing.active_children() if p.name.startswith("deinforeg-stage")]
-
-
 @pytest.mark.parametrize("engine", ["threads", "processes"])
 @pytest.mark.parametrize("failing_stage", [0, 1])
 def test_exception_in_a_stage(engine, failing_stage):
@@ -251,3 +245,73 @@ def test_data_backend_choice():
         data_backend([("a", "cuda:0"), None], "nccl")
     with pytest.raises(ValueError, match="use 'auto', 'gloo' or 'nccl'"):
         data_backend(gpu, "mpi")
+
+
+def test_cpu_pipeline_pays_rule():
+    from deinforeg_sklearn.engines.choice import PIPELINE_START_S, cpu_pipeline_pays
+
+    conv = [0.05] * 4  # 50 ms per block step: threads overlap large kernels
+    assert cpu_pipeline_pays(conv, conv, [2, 2], steps=1000) == (True, "threads")
+    assert cpu_pipeline_pays(conv, conv, [2, 2], steps=1) == (False, "threads")  # over before it pays
+    small = [0.001] * 4  # 1 ms: the stages' hand-over costs as much as the work it saves
+    pays, kind = cpu_pipeline_pays(small, small, [2, 2], steps=10_000)
+    assert kind == "processes" and not pays
+    # break-even: the saving per batch must repay the start-up
+    big = [0.004] * 4
+    saving = sum(big) - (2 * 0.004 + 0.0025)
+    steps = int(PIPELINE_START_S["processes"] / saving) + 1
+    assert cpu_pipeline_pays(big, big, [2, 2], steps)[0]
+    assert not cpu_pipeline_pays(big, big, [2, 2], steps - 2)[0]
+
+
+def test_auto_devices(monkeypatch):
+    from deinforeg_sklearn.engines import choice
+
+    monkeypatch.setattr(choice, "available_cores", lambda: 4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choice.auto_devices(3) == [torch.device("cpu")] * 3  # one stage per block at most
+    assert choice.auto_devices(8) == [torch.device("cpu")] * 4  # one per core at most
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the caller asked for 1 thread
+    assert choice.auto_devices(8) == [torch.device("cpu")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert choice.auto_devices(8) == [torch.device("cuda", 0), torch.device("cuda", 1)]
+    assert choice.auto_devices(1) == [torch.device("cuda", 0)]
+
+
+@pytest.mark.parametrize("pays", [False, True])
+def test_devices_auto_on_cpu(monkeypatch, pays):
+    from deinforeg_sklearn.engines import choice, setup
+
+    monkeypatch.setattr(choice, "available_cores", lambda: 2)
+    monkeypatch.setattr(setup, "cpu_pipeline_pays", lambda *args: (pays, "threads"))
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(120, 6).astype(np.float32), rng.randint(0, 2, 120)
+    kw = {"blocks": [Dense(6)] * 3, "max_iter": 2, "batch_size": 16, "random_state": 0}
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)  # a budget of 2 threads: 2 candidate stages
+    try:
+        auto = DeInfoRegClassifier(devices="auto", engine="threads", **kw).fit(X, y)
+        # the same choice made by hand, with the same threads (and the split the probe chose)
+        chosen = {"devices": ["cpu", "cpu"], "engine": "threads", "placement": auto.stage_sizes_}
+        chosen = chosen if pays else {}
+        by_hand = DeInfoRegClassifier(**chosen, **kw).fit(X, y)
+    finally:
+        torch.set_num_threads(saved)
+    assert auto.get_params()["devices"] == "auto"
+    assert auto.devices_ == [torch.device("cpu")] * (2 if pays else 1)
+    assert sum(auto.stage_sizes_) == 3
+    np.testing.assert_allclose(auto.predict_proba(X), by_hand.predict_proba(X), atol=1e-6)
+
+
+def test_devices_auto_errors_and_single_device_estimators():
+    from deinforeg_sklearn import BackpropClassifier
+
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(40, 6).astype(np.float32), rng.randint(0, 2, 40)
+    with pytest.raises(ValueError, match="devices='auto' chooses the stages itself"):
+        DeInfoRegClassifier(blocks=[Dense(6)] * 2, devices="auto", placement=[1, 1]).fit(X, y)
+    bp = BackpropClassifier(blocks=[Dense(6)] * 2, devices="auto", max_iter=1).fit(X, y)
+    expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    assert bp.devices_ == [expected] and bp.device_ == expected

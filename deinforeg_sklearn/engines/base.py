@@ -45,6 +45,8 @@ class Engine:
     ----------
     stage_sizes : list of int
         Units per stage.
+    devices : list of torch.device
+        The device of each stage (set by each engine).
     busy_seconds : list of float
         Time each stage has spent in unit steps so far (not waiting for input). It is host
         time: on CUDA it counts launching kernels, which run asynchronously.
@@ -123,11 +125,31 @@ class Engine:
         augment: Augment,
         epoch: int,
     ) -> list[UnitEpochStats]:
-        """Train every unit on every batch; the epoch means of each unit's stats."""
+        """Train every unit on every batch; the epoch means of each unit's stats.
+
+        ``batches`` holds row indices of ``X`` and ``y`` (each batch is gathered on its own, so
+        no epoch-sized copy of X is made). Under the process engine only rank 0 reads X.
+        """
         raise NotImplementedError
 
     def sync(self) -> None:
         """Make the caller's network hold the trained state (a no-op for in-process engines)."""
+
+    def validation_scores(self, score: Callable[[], np.ndarray]) -> np.ndarray:
+        """The validation scores every rank uses: ``score()`` (on the synced network), run once.
+
+        In one process that is a plain call. The process engine runs it on rank 0 alone and
+        hands the result to the other ranks, so a pipeline scores its validation rows once,
+        not once per stage, and only rank 0 needs the validation inputs.
+        """
+        return score()
+
+    def interrupt(self) -> None:
+        """The caller was interrupted (Ctrl-C) between epochs' work: stop any helper ranks now.
+
+        In-process engines have nothing to stop; the process engine stops its stage processes,
+        so that closing it afterwards does not wait for ranks that will never hear from rank 0.
+        """
 
     def epoch_gradients(self) -> list[float]:
         """Mean encoder-gradient magnitude per block since the last call (when recorded)."""

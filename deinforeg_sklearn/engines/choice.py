@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -50,3 +51,58 @@ def default_engine(devices: list[torch.device], stage_step_seconds: float | None
     if stage_step_seconds is not None and stage_step_seconds < SMALL_STEP_S:
         return "processes"
     return "threads"
+
+
+def auto_devices(n_blocks: int) -> list[torch.device]:
+    """The stages ``devices="auto"`` may use, before measuring whether a CPU pipeline pays.
+
+    One stage per visible GPU, up to the number of blocks. Without CUDA: one CPU stage per
+    core of the caller's thread budget (``min(cores, torch.get_num_threads())``), up to the
+    number of blocks; one device when that is 1.
+    """
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return [torch.device("cuda", i) for i in range(min(torch.cuda.device_count(), n_blocks))]
+    budget = min(available_cores(), torch.get_num_threads())
+    return [torch.device("cpu")] * max(1, min(budget, n_blocks))
+
+
+#: What a CPU pipeline costs beyond one device, once per fit (seconds, 2 cores, 2 stages, in
+#: docs/results/startup.md): stage processes import torch, receive the network, and their first
+#: optimiser step imports torch._dynamo; threads only start.
+PIPELINE_START_S = {"threads": 0.1, "processes": 3.0}
+
+#: ... and per batch (seconds): handing a batch to the next stage (gloo through host memory for
+#: processes, a queue and the GIL for threads) and waiting on neighbours. Measured on 2 cores,
+#: 2 stages, batch 128, digits: 4 x Dense(64) (slowest stage 2.5 ms) 3.8-6 ms per batch and
+#: 4 x Dense(256) (3.8 ms) 5.9 ms under processes, 5.8 ms under threads.
+PIPELINE_BATCH_S = {"threads": 0.002, "processes": 0.0025}
+
+
+def cpu_pipeline_pays(
+    sequential: Sequence[float], stage_costs: Sequence[float], counts: Sequence[int], steps: int
+) -> tuple[bool, str]:
+    """Whether CPU stages beat one device over a whole fit, and the engine they would use.
+
+    Parameters
+    ----------
+    sequential : sequence of float
+        Seconds of each unit's step on one device with the whole thread budget.
+    stage_costs : sequence of float
+        The same with the threads each stage would get.
+    counts : sequence of int
+        Units per stage (balanced on ``stage_costs``).
+    steps : int
+        Batches the fit will run (batches per epoch x epochs).
+
+    The rule: one device takes ``steps x sum(sequential)``; the pipeline takes
+    ``steps x (slowest stage + PIPELINE_BATCH_S) + PIPELINE_START_S`` for the engine that
+    ``engine="auto"`` would pick. The pipeline is chosen when it predicts the shorter fit.
+    """
+    slowest, start = 0.0, 0
+    for count in counts:
+        slowest = max(slowest, sum(stage_costs[start : start + count]))
+        start += count
+    kind = default_engine([torch.device("cpu")] * len(counts), slowest)
+    one_device = sum(sequential) * steps
+    piped = (slowest + PIPELINE_BATCH_S[kind]) * steps + PIPELINE_START_S[kind]
+    return piped < one_device, kind

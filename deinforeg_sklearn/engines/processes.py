@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, step_units
+from deinforeg_sklearn.engines.launch import SpawnedRanks, dist_timeout
 from deinforeg_sklearn.engines.placement import place_units
 from deinforeg_sklearn.training.protocols import UnitNetwork
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
@@ -117,6 +118,7 @@ class ProcessEngine(Engine):
         self.data_group: dist.ProcessGroup | None = None  # None: the default (gloo) group
         self.data_backend = "gloo"
         self._group: contextlib.AbstractContextManager | None = None  # the launcher's, while started
+        self._ranks: SpawnedRanks | None = None  # what spawned_group yields (env_group: None)
         self._saved_cuda_device: int | None = None
 
     @property
@@ -126,7 +128,7 @@ class ProcessEngine(Engine):
     def _acquire(self) -> None:
         if self.launcher is not None:
             self._group = self.launcher()
-            self._group.__enter__()
+            self._ranks = self._group.__enter__()
         self._agree_on_stages()
         self._pin_cuda_device()
         self._open_data_group()
@@ -140,7 +142,7 @@ class ProcessEngine(Engine):
                 with contextlib.suppress(Exception):
                     dist.destroy_process_group(self.data_group)
             self.data_group = None
-            group, self._group = self._group, None
+            group, self._group, self._ranks = self._group, None, None
             if group is not None:
                 group.__exit__(
                     None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
@@ -258,6 +260,17 @@ class ProcessEngine(Engine):
                 self.trainers[u].optimizer.load_state_dict(optim_state)
                 self.trainers[u].steps_done = steps
 
+    def validation_scores(self, score: Callable[[], np.ndarray]) -> np.ndarray:
+        """Rank 0 scores the (synced) network; every rank receives its scores."""
+        scores = [score() if self.rank == 0 else None]
+        dist.broadcast_object_list(scores, src=0)
+        return scores[0]
+
+    def interrupt(self) -> None:
+        """Stop spawned stage processes at once (a launcher's ranks stop with their launcher)."""
+        if self._ranks is not None:  # spawned_group's ranks; torchrun's stop with torchrun
+            self._ranks.interrupt()
+
     def epoch_gradients(self) -> list[float]:
         # gathered by the last sync, from every rank
         grads = [g for u in range(len(self.trainers)) for g in self.gathered_gradients.get(u, [])]
@@ -314,8 +327,6 @@ def launched_by_torchrun() -> bool:
 @contextlib.contextmanager
 def env_group() -> Iterator[None]:
     """A gloo group from the env:// variables that ``torchrun`` sets, for the length of a fit."""
-    from deinforeg_sklearn.engines.launch import dist_timeout
-
     dist.init_process_group("gloo", init_method="env://", timeout=dist_timeout())
     try:
         yield

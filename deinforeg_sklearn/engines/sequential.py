@@ -22,6 +22,7 @@ class SequentialEngine(Engine):
     def __init__(self, trainers: Sequence[StepTrainer], device: torch.device) -> None:
         super().__init__(trainers, [list(range(len(trainers)))])
         self.device = device
+        self.devices = [device]
 
     def train_epoch(
         self,

@@ -22,7 +22,12 @@ import torch
 import torch.distributed as dist
 
 from deinforeg_sklearn.engines.base import Engine, prepare_batch
-from deinforeg_sklearn.engines.choice import cpu_threads_per_stage, default_engine
+from deinforeg_sklearn.engines.choice import (
+    auto_devices,
+    cpu_pipeline_pays,
+    cpu_threads_per_stage,
+    default_engine,
+)
 from deinforeg_sklearn.engines.launch import dumps, spawned_group
 from deinforeg_sklearn.engines.placement import (
     balance,
@@ -55,11 +60,15 @@ class EngineRequest:
     counts : tuple of int or None
         Units per stage, given by the user; None: balanced by measured cost.
     kind : {"auto", "threads", "processes"}
+    auto : bool
+        ``devices="auto"``: ``devices`` are the stages that may be used; CPU stages are used
+        only when a probe predicts that they beat one device (:func:`cpu_pipeline_pays`).
     """
 
     devices: tuple[torch.device, ...]
     counts: tuple[int, ...] | None = None
     kind: str = "auto"
+    auto: bool = False
 
     @classmethod
     def check(
@@ -68,8 +77,12 @@ class EngineRequest:
         n_units: int,
         placement: Sequence[int] | None = None,
         kind: str = "auto",
+        auto: bool = False,
     ) -> EngineRequest:
         """Validate a request for a network of ``n_units`` units.
+
+        ``auto=True`` (``devices="auto"``): ``devices`` are ignored, and the candidate stages
+        are :func:`auto_devices`.
 
         Raises
         ------
@@ -78,13 +91,20 @@ class EngineRequest:
         """
         if kind not in ENGINE_KINDS:
             raise ValueError(f"engine={kind!r}: use one of {', '.join(map(repr, ENGINE_KINDS))}.")
+        if auto:
+            if placement is not None:
+                raise ValueError(
+                    "placement needs a list of devices; devices='auto' chooses the stages itself. "
+                    "Pass devices=[...] with placement, or leave placement=None."
+                )
+            devices = auto_devices(n_units)
         if len(devices) > n_units:
             raise ValueError(
                 f"devices names {len(devices)} stages but there are only {n_units} blocks: "
                 "give at most one device per block."
             )
         counts = None if placement is None else tuple(check_placement(placement, n_units, len(devices)))
-        return cls(tuple(devices), counts, kind)
+        return cls(tuple(devices), counts, kind, auto)
 
 
 def start_engine(
@@ -109,13 +129,16 @@ def start_engine(
     work : Work
         What spawned ranks run on their copy of network, plan and history.
     """
-    devices = list(request.devices)
+    devices, costs = list(request.devices), None
+    if request.auto and len(devices) > 1 and devices[0].type == "cpu":
+        devices, costs = _auto_cpu_stages(network, devices, plan)
     if len(devices) == 1:
         network.to(devices[0])
         engine: Engine = SequentialEngine(network.trainers, devices[0])
     else:
-        costs = None
-        if request.counts is None or (request.kind == "auto" and devices[0].type == "cpu"):
+        if costs is None and (
+            request.counts is None or (request.kind == "auto" and devices[0].type == "cpu")
+        ):
             costs = unit_costs(network, devices, plan)
         counts = list(request.counts) if request.counts is not None else balance(costs, len(devices))
         stages = stage_units(counts)
@@ -127,6 +150,21 @@ def start_engine(
         engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
     engine.start()
     return engine
+
+
+def _auto_cpu_stages(
+    network: UnitNetwork, candidates: list[torch.device], plan: FitPlan
+) -> tuple[list[torch.device], list[float] | None]:
+    """``devices="auto"`` on CPU: the candidate stages when they pay, else one device.
+
+    Returns the devices and, for stages, the unit costs measured with their threads (reused
+    to balance them).
+    """
+    sequential = unit_costs(network, candidates[:1], plan)
+    staged = unit_costs(network, candidates, plan)
+    counts = balance(staged, len(candidates))
+    pays, _ = cpu_pipeline_pays(sequential, staged, counts, plan.n_batches * plan.epochs)
+    return (candidates, staged) if pays else (candidates[:1], None)
 
 
 def unit_costs(network: UnitNetwork, devices: list[torch.device], plan: FitPlan) -> list[float]:
@@ -165,10 +203,7 @@ def pipeline_engine(
     elif launched_by_torchrun():
         launcher = env_group
     else:
-        # Ranks > 0 never read training batches from X; they evaluate the validation rows and
-        # receive everything else from the previous stage. Augmentation runs on rank 0 only.
-        child_plan = dataclasses.replace(plan, augment=None)
-        payload = dumps((work, network, child_plan, list(history), stages, devices, plan.mask_steps))
+        payload = dumps((work, network, helper_plan(plan), list(history), stages, devices, plan.mask_steps))
         payloads = dict.fromkeys(range(1, len(stages)), payload)
         launcher = functools.partial(
             spawned_group, len(stages), payloads, run_stage_process, cpu_threads or 1
@@ -176,6 +211,18 @@ def pipeline_engine(
     return ProcessEngine(
         network, stages, devices, plan.mask_steps, launcher=launcher, cpu_threads=cpu_threads
     )
+
+
+def helper_plan(plan: FitPlan) -> FitPlan:
+    """The plan a rank > 0 needs: the batch order and sizes, but no rows and no augmentation.
+
+    Ranks > 0 receive every batch (inputs and labels) from the previous stage and leave the
+    validation pass to rank 0, so X and y shrink to empty tensors of the same shapes (fresh
+    ones: ``torch.save`` of a slice would write the whole storage behind it).
+    """
+    X = torch.empty((0, *plan.X.shape[1:]), dtype=plan.X.dtype)
+    y = torch.empty((0,), dtype=plan.y.dtype)
+    return dataclasses.replace(plan, X=X, y=y, augment=None)
 
 
 def run_stage_process(rank: int, payload: tuple) -> None:

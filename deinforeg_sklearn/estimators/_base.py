@@ -81,6 +81,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "record_gradients": ["boolean"],
+        "keep_last_epoch": ["boolean"],
     }
 
     # ----------------------------------------------------------------- subclass hooks
@@ -97,8 +98,13 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
     def _inference_mode(self) -> str:
         return "last"
 
-    def _engine_request(self, devices: list[torch.device], n_blocks: int) -> EngineRequest:
-        """Where this estimator trains; one device unless a subclass can pipeline."""
+    def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
+        """Where this estimator trains; one device unless a subclass can pipeline.
+
+        ``auto`` (``devices="auto"``): here the first candidate, a GPU if there is one.
+        """
+        if auto:
+            devices = list(EngineRequest.check([], n_blocks, auto=True).devices[:1])
         if len(devices) > 1:
             raise ValueError(
                 f"devices={self.devices!r} names {len(devices)} devices, but "
@@ -172,7 +178,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
     def _check_config(self) -> FitConfig:
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
         projector = check_widths("projector", getattr(self, "projector", None))  # AL has no projector
-        engine = self._engine_request(resolve_devices(self.devices), len(specs))
+        auto = isinstance(self.devices, str) and self.devices == "auto"
+        engine = self._engine_request([] if auto else resolve_devices(self.devices), len(specs), auto)
         if self._inference_mode() == "best" and not self.validation_fraction:
             raise ValueError(
                 'inference="best" chooses a block on the validation split: set '
@@ -205,9 +212,10 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             history = list(self.history_) if incremental else []
             with start_engine(config.engine, network, plan, history, loop) as engine:
                 result = loop.run(network, engine, plan, history)
-                stage_sizes = engine.stage_sizes
+                stage_sizes, stage_devices = engine.stage_sizes, list(engine.devices)
         self._warn_about(result)
-        self.classes_, self.network_, self.device_ = classes_, network, config.engine.devices[0]
+        self.classes_, self.network_, self.device_ = classes_, network, stage_devices[0]
+        self.devices_ = stage_devices
         self.stage_sizes_, self.input_shape_, self.history_ = stage_sizes, shape, history
         self.block_scores_ = result.scores
         self.n_iter_ = len(history)  # epochs since the model was created (warm starts add up)
@@ -266,6 +274,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             tol=self.tol,
             follow="best" if self._inference_mode() == "best" else "last",
             record_gradients=self.record_gradients,
+            keep_last_epoch=self.keep_last_epoch,
             verbose=self.verbose,
         )
 

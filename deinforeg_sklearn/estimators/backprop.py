@@ -33,10 +33,18 @@ class BackpropClassifier(BaseDecoupledClassifier):
     input_shape : tuple of int, default=None
     augment : {"basic", "strong"} or callable, default=None
     devices : int, str or torch.device, default=None
+        Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
+        the CPU (``devices_`` says which).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     warm_start : bool, default=False
     record_gradients : bool, default=False
+    keep_last_epoch : bool, default=True
+        Keep a copy of the network (weights, buffers, optimiser state) after every epoch so
+        that Ctrl-C during ``fit`` keeps the last completed epoch (with a warning). The copy
+        costs memory equal to the network's training state on its device (about 3x the
+        parameters with Adam); set False for models where that matters, and Ctrl-C then
+        leaves the estimator as it was before ``fit``.
 
     Attributes
     ----------
@@ -67,6 +75,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         verbose: int = 0,
         warm_start: bool = False,
         record_gradients: bool = False,
+        keep_last_epoch: bool = True,
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -87,6 +96,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         self.verbose = verbose
         self.warm_start = warm_start
         self.record_gradients = record_gradients
+        self.keep_last_epoch = keep_last_epoch
 
     def _build_network(
         self,

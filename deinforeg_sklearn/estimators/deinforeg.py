@@ -78,7 +78,10 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         Where the model trains; None is the CPU. A list makes a pipeline with one stage per
         entry (e.g. ``[0, 1]`` = cuda:0 and cuda:1, ``["cpu", "cpu"]`` = two CPU workers):
         block l trains on batch t+1 while block l+1 trains on batch t. Results equal those of
-        the one-device run (see docs/pipeline.md).
+        the one-device run (see docs/pipeline.md). "auto": one stage per visible GPU (up to
+        the number of blocks); without CUDA, one CPU stage per core when a probe step of each
+        block predicts that the pipeline shortens the fit, else one device. ``devices_``
+        says what was chosen.
     placement : list of int, default=None
         Blocks per stage, e.g. ``[1, 3]``; None balances the stages by the measured cost of a
         block step on a probe batch.
@@ -95,6 +98,12 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
         Record, per epoch, the mean absolute gradient of each block's encoder parameters
         (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
+    keep_last_epoch : bool, default=True
+        Keep a copy of the network (weights, buffers, optimiser state) after every epoch so
+        that Ctrl-C during ``fit`` keeps the last completed epoch (with a warning). The copy
+        costs memory equal to the network's training state on its device (about 3x the
+        parameters with Adam); set False for models where that matters, and Ctrl-C then
+        leaves the estimator as it was before ``fit``.
 
     Attributes
     ----------
@@ -117,6 +126,10 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         Index of the block whose classifier ``predict`` uses.
     network_ : torch.nn.Module
         The trained network (``network_.blocks[l]`` holds encoder, projector, classifier).
+    devices_ : list of torch.device
+        The device of each pipeline stage the fit used (one entry: no pipeline).
+    stage_sizes_ : list of int
+        Blocks per stage.
 
     Examples
     --------
@@ -169,6 +182,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         verbose: int = 0,
         warm_start: bool = False,
         record_gradients: bool = False,
+        keep_last_epoch: bool = True,
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -196,6 +210,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.verbose = verbose
         self.warm_start = warm_start
         self.record_gradients = record_gradients
+        self.keep_last_epoch = keep_last_epoch
 
     def _inference_mode(self) -> str:
         return self.inference
@@ -226,8 +241,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         X_t, mask_fn = self._prediction_input(X)
         return adaptive_probabilities(self.network_, X_t, 1024, mask_fn, self.patience, self.exit_threshold)
 
-    def _engine_request(self, devices: list[torch.device], n_blocks: int) -> EngineRequest:
-        return EngineRequest.check(devices, n_blocks, self.placement, self.engine)
+    def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
+        return EngineRequest.check(devices, n_blocks, self.placement, self.engine, auto)
 
     def _check_config(self) -> FitConfig:
         weights = tuple(self.loss_weights)

@@ -50,6 +50,11 @@ class LoopConfig:
         The score early stopping follows: the last head's, or the best head's.
     record_gradients : bool
         Add each epoch's mean encoder-gradient magnitudes to its history record.
+    keep_last_epoch : bool
+        Copy the network (weights, buffers, optimiser states) after every epoch, so that Ctrl-C
+        keeps the last completed epoch. The copy costs one more network state in memory (3x
+        the parameters with Adam) and, under the process engine, a gather of every stage's
+        state per epoch even without validation. False: Ctrl-C rolls the whole fit back.
     verbose : int
         As the estimator's ``verbose``.
     """
@@ -59,6 +64,7 @@ class LoopConfig:
     tol: float = 1e-4
     follow: Literal["last", "best"] = "last"
     record_gradients: bool = False
+    keep_last_epoch: bool = True
     verbose: int = 0
 
 
@@ -121,9 +127,11 @@ class FitLoop:
     def run(self, network: UnitNetwork, engine: Engine, plan: FitPlan, history: list[dict]) -> LoopResult:
         """Train for ``plan.epochs`` epochs at most, appending one record per epoch to ``history``.
 
-        Early stopping restores the best epoch. Ctrl-C, where the engine keeps the live state
-        in this process, keeps the last completed epoch of this run; with none completed (or
-        with the process engine) it re-raises and the caller rolls the whole fit back.
+        Early stopping restores the best epoch. Ctrl-C keeps the last completed epoch of this
+        run (``keep_last_epoch``); with none completed, or without that copy, it re-raises and
+        the caller rolls the whole fit back. Under the process engine Ctrl-C reaches rank 0's
+        loop (stage processes ignore it), which stops the other ranks and keeps the copy it
+        holds: after each epoch's sync, rank 0's network holds every stage's state.
         """
         for trainer in network.trainers:
             trainer.record_gradients = self.config.record_gradients
@@ -137,13 +145,14 @@ class FitLoop:
                 record, scores = self._epoch(network, engine, plan, history, reporter)
                 history.append(record)
                 reporter.end(record)
-                if engine.in_process:
+                if self.config.keep_last_epoch and not engine.quiet:
                     last_good = Snapshot.take(network, len(history), scores)
                 if best.update(network, len(history), scores):
                     stopped = True
                     break
         except KeyboardInterrupt:
             reporter.close()
+            engine.interrupt()
             if last_good is None:
                 raise
             return self._after_interrupt(network, history, last_good, best.snapshot)
@@ -178,15 +187,17 @@ class FitLoop:
         reporter.start(len(history) + 1)
         start = time.perf_counter()
         network.train()
-        batches = epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)
+        # each batch as rows of plan.X: no epoch-sized copy, and ranks > 0 need no X at all
+        batches = [plan.train_idx[b] for b in epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)]
         busy_before = list(engine.busy_seconds)
-        stats = engine.train_epoch(
-            plan.X[plan.train_idx], plan.y[plan.train_idx], batches, plan.mask_fn, plan.augment, len(history)
-        )
+        stats = engine.train_epoch(plan.X, plan.y, batches, plan.mask_fn, plan.augment, len(history))
         elapsed = time.perf_counter() - start  # training only, without validation
-        if plan.val_idx is not None or self.config.record_gradients:
+        snapshot = self.config.keep_last_epoch and not engine.in_process
+        if plan.val_idx is not None or self.config.record_gradients or snapshot:
             engine.sync()
-        scores = None if plan.val_idx is None else _validation_scores(network, plan)
+        scores = None
+        if plan.val_idx is not None:
+            scores = engine.validation_scores(lambda: _validation_scores(network, plan))
         record = {
             "epoch": len(history) + 1,
             "time": elapsed,
