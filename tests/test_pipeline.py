@@ -248,20 +248,30 @@ def test_data_backend_choice():
 
 
 def test_cpu_pipeline_pays_rule():
-    from deinforeg_sklearn.engines.choice import PIPELINE_START_S, cpu_pipeline_pays
+    from deinforeg_sklearn.engines.choice import (
+        PIPELINE_BATCH_S,
+        PIPELINE_MARGIN,
+        PIPELINE_START_S,
+        cpu_pipeline_pays,
+    )
 
     conv = [0.05] * 4  # 50 ms per block step: threads overlap large kernels
-    assert cpu_pipeline_pays(conv, conv, [2, 2], steps=1000) == (True, "threads")
-    assert cpu_pipeline_pays(conv, conv, [2, 2], steps=1) == (False, "threads")  # over before it pays
+    assert cpu_pipeline_pays(conv, conv, [2, 2], batches=100, epochs=10) == (True, "threads")
+    assert cpu_pipeline_pays(conv, conv, [2, 2], batches=1, epochs=1) == (False, "threads")
+    # few batches per epoch: filling and draining the stages every epoch eats the gain
+    assert not cpu_pipeline_pays(conv, conv, [2, 2], batches=1, epochs=100)[0]
+    # one device already uses both cores: its steps are shorter than a stage's one-thread steps
+    assert not cpu_pipeline_pays([0.025] * 4, conv, [2, 2], batches=100, epochs=10)[0]
     small = [0.001] * 4  # 1 ms: the stages' hand-over costs as much as the work it saves
-    pays, kind = cpu_pipeline_pays(small, small, [2, 2], steps=10_000)
+    pays, kind = cpu_pipeline_pays(small, small, [2, 2], batches=100, epochs=1000)
     assert kind == "processes" and not pays
-    # break-even: the saving per batch must repay the start-up
-    big = [0.004] * 4
-    saving = sum(big) - (2 * 0.004 + 0.0025)
-    steps = int(PIPELINE_START_S["processes"] / saving) + 1
-    assert cpu_pipeline_pays(big, big, [2, 2], steps)[0]
-    assert not cpu_pipeline_pays(big, big, [2, 2], steps - 2)[0]
+    # break-even in epochs: the saving per epoch must repay the start-up
+    big, batches = [0.004] * 4, 50
+    one = sum(big) * batches
+    piped = (2 * 0.004 + PIPELINE_BATCH_S["processes"]) * batches + 0.008
+    epochs = PIPELINE_START_S["processes"] / (PIPELINE_MARGIN * one - piped)
+    assert cpu_pipeline_pays(big, big, [2, 2], batches, int(epochs) + 1)[0]
+    assert not cpu_pipeline_pays(big, big, [2, 2], batches, int(epochs) - 1)[0]
 
 
 def test_auto_devices(monkeypatch):

@@ -78,8 +78,16 @@ PIPELINE_START_S = {"threads": 0.1, "processes": 3.0}
 PIPELINE_BATCH_S = {"threads": 0.002, "processes": 0.0025}
 
 
+#: The pipeline must predict a fit at least this much shorter (the probe's timings are noisy).
+PIPELINE_MARGIN = 0.9
+
+
 def cpu_pipeline_pays(
-    sequential: Sequence[float], stage_costs: Sequence[float], counts: Sequence[int], steps: int
+    sequential: Sequence[float],
+    stage_costs: Sequence[float],
+    counts: Sequence[int],
+    batches: int,
+    epochs: int,
 ) -> tuple[bool, str]:
     """Whether CPU stages beat one device over a whole fit, and the engine they would use.
 
@@ -91,18 +99,23 @@ def cpu_pipeline_pays(
         The same with the threads each stage would get.
     counts : sequence of int
         Units per stage (balanced on ``stage_costs``).
-    steps : int
-        Batches the fit will run (batches per epoch x epochs).
+    batches : int
+        Batches per epoch.
+    epochs : int
+        Epochs the fit will run at most.
 
-    The rule: one device takes ``steps x sum(sequential)``; the pipeline takes
-    ``steps x (slowest stage + PIPELINE_BATCH_S) + PIPELINE_START_S`` for the engine that
-    ``engine="auto"`` would pick. The pipeline is chosen when it predicts the shorter fit.
+    The rule: one device takes ``batches x epochs x sum(sequential)``. The pipeline takes
+    ``batches x epochs x (slowest stage + PIPELINE_BATCH_S)``, plus, every epoch, the time to
+    fill and drain its stages (``(stages - 1) x slowest stage``: the stages meet at each epoch's
+    end), plus ``PIPELINE_START_S``, for the engine ``engine="auto"`` would pick. The pipeline
+    is chosen when it predicts a fit shorter than ``PIPELINE_MARGIN`` times one device's.
     """
     slowest, start = 0.0, 0
     for count in counts:
         slowest = max(slowest, sum(stage_costs[start : start + count]))
         start += count
     kind = default_engine([torch.device("cpu")] * len(counts), slowest)
-    one_device = sum(sequential) * steps
-    piped = (slowest + PIPELINE_BATCH_S[kind]) * steps + PIPELINE_START_S[kind]
-    return piped < one_device, kind
+    one_device = sum(sequential) * batches * epochs
+    fill = (len(counts) - 1) * slowest
+    piped = ((slowest + PIPELINE_BATCH_S[kind]) * batches + fill) * epochs + PIPELINE_START_S[kind]
+    return piped < PIPELINE_MARGIN * one_device, kind

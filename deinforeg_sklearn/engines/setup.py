@@ -160,15 +160,20 @@ def _auto_cpu_stages(
     Returns the devices and, for stages, the unit costs measured with their threads (reused
     to balance them).
     """
-    sequential = unit_costs(network, candidates[:1], plan)
-    staged = unit_costs(network, candidates, plan)
+    sequential = unit_costs(network, candidates[:1], plan, repeats=1)
+    staged = unit_costs(network, candidates, plan, repeats=1)
     counts = balance(staged, len(candidates))
-    pays, _ = cpu_pipeline_pays(sequential, staged, counts, plan.n_batches * plan.epochs)
+    pays, _ = cpu_pipeline_pays(sequential, staged, counts, plan.n_batches, plan.epochs)
     return (candidates, staged) if pays else (candidates[:1], None)
 
 
-def unit_costs(network: UnitNetwork, devices: list[torch.device], plan: FitPlan) -> list[float]:
-    """Seconds of one step of each unit on a probe batch, with the threads each stage will get."""
+def unit_costs(
+    network: UnitNetwork, devices: list[torch.device], plan: FitPlan, repeats: int = 3
+) -> list[float]:
+    """Seconds of one step of each unit on a probe batch, with the threads each stage will get.
+
+    Each unit's step runs once to warm up, then ``repeats`` times timed.
+    """
     probe = plan.train_idx[: plan.batch_size]
     network.to(devices[0])
     x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
@@ -177,7 +182,7 @@ def unit_costs(network: UnitNetwork, devices: list[torch.device], plan: FitPlan)
     if threads:
         torch.set_num_threads(threads)
     try:
-        return measure_block_costs(network.trainers, x, y, mask)
+        return measure_block_costs(network.trainers, x, y, mask, repeats)
     finally:
         torch.set_num_threads(saved)
 
