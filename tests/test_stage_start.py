@@ -165,3 +165,21 @@ def test_helper_plan_keeps_shapes_not_rows():
     assert helper.X.shape == (0, 12) and helper.y.shape == (0,)
     assert helper.mask_steps == plan.mask_steps == 12  # token input: the mask still travels
     assert helper.n_batches == plan.n_batches
+
+
+def test_failed_start_of_a_later_stage_stops_the_earlier_ones(monkeypatch):
+    real_popen, calls = launch.subprocess.Popen, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("cannot start another process")
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(launch.subprocess, "Popen", second_fails)
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(60, 6).astype(np.float32), rng.randint(0, 2, 60)
+    est = DeInfoRegClassifier(blocks=[Dense(6)] * 3, devices=["cpu"] * 3, engine="processes")
+    with pytest.raises(OSError, match="cannot start another process"):
+        est.fit(X, y)
+    assert len(calls) == 2 and not stage_processes()

@@ -209,7 +209,21 @@ class SpawnedRanks:
 def _start_children(world: int, port: int, threads: int) -> tuple[dict, dict]:
     """Start ranks 1..world-1 at once; their standard error goes to temporary files as well."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    children, logs = {}, {}
+    children: dict[int, subprocess.Popen] = {}
+    logs: dict = {}
+    try:
+        _start_each(world, port, threads, env, children, logs)
+    except BaseException:
+        for child in children.values():  # the ones already running must not outlive the failure
+            child.kill()
+            child.wait()
+        for log in logs.values():
+            log.close()
+        raise
+    return children, logs
+
+
+def _start_each(world: int, port: int, threads: int, env: dict, children: dict, logs: dict) -> None:
     for rank in range(1, world):
         env[STAGE_RANK_ENV] = str(rank)
         log = tempfile.TemporaryFile()  # noqa: SIM115  (closed by SpawnedRanks.close_logs)
@@ -229,7 +243,6 @@ def _start_children(world: int, port: int, threads: int) -> tuple[dict, dict]:
             stdin=subprocess.DEVNULL,
             stderr=log,
         )
-    return children, logs
 
 
 @contextlib.contextmanager
