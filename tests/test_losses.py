@@ -188,3 +188,89 @@ def test_the_form_follows_the_cost():
     assert uses_gram(128, 64, invariance=True)  # the N x N product is needed anyway
     assert uses_gram(128, 8192, invariance=False)
     assert not uses_gram(128, 64, invariance=False)  # D x D is cheaper
+
+
+# The closed-form backward of losses/fused.py against autograd through the same terms.
+def _autograd_terms(z, y, k, terms):
+    """(variance, invariance, covariance) through autograd: `_variance` and `_gram_terms`."""
+    from deinforeg_sklearn.losses.info_regularization import _gram_terms, _variance
+
+    normed = torch.nn.functional.normalize(z, dim=1)
+    centred = normed - normed.mean(dim=0)
+    var = _variance(centred) if terms[0] else z.new_zeros(())
+    inv, cov = _gram_terms(normed, centred, y, k, terms[1], terms[2])
+    return var, inv, cov
+
+
+def _fused_terms(z, y, k, terms):
+    from deinforeg_sklearn.losses.fused import InfoRegularization
+    from deinforeg_sklearn.losses.info_regularization import _label_similarity
+
+    target = _label_similarity(y, k, torch.float64) if terms[1] else None
+    return InfoRegularization.apply(z, target, terms)
+
+
+TERM_SETS = [
+    (True, True, True),
+    (True, False, False),
+    (False, True, False),
+    (False, False, True),
+    (True, False, True),
+]
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("terms", TERM_SETS)
+def test_closed_form_backward_equals_autograd(n, d, terms):
+    rng = np.random.RandomState(7 * n + d)
+    z0 = torch.tensor(rng.randn(n, d))
+    y = torch.tensor(rng.randint(0, 3, n))
+    scales = torch.tensor([2.0, 0.5, 3.0], dtype=torch.float64)  # distinct upstream gradients
+    results = []
+    for compute in (_autograd_terms, _fused_terms):
+        z = z0.clone().requires_grad_(True)
+        values = torch.stack(list(compute(z, y, 3, terms)))
+        (values * scales).sum().backward()
+        results.append((values.detach().numpy(), z.grad.numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6, atol=1e-12)
+
+
+def test_closed_form_backward_passes_gradcheck():
+    from deinforeg_sklearn.losses.fused import InfoRegularization
+    from deinforeg_sklearn.losses.info_regularization import _label_similarity
+
+    z = torch.randn(9, 6, dtype=torch.float64, requires_grad=True)
+    target = _label_similarity(torch.tensor([0, 1, 2] * 3), 3, torch.float64)
+    assert torch.autograd.gradcheck(lambda t: InfoRegularization.apply(t, target, (True, True, True)), (z,))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    row=arrays(np.float64, (6,), elements=st.floats(-10, 10)),
+    noise=st.sampled_from([0.0, 1e-9, 1e-3]),
+    n=st.integers(2, 12),
+    seed=st.integers(0, 1000),
+)
+def test_closed_form_backward_on_collapsed_rows(row, noise, n, seed):
+    # Equal (or nearly equal, or zero) rows: the norms and spreads sit at their edge cases
+    rng = np.random.RandomState(seed)
+    z0 = torch.tensor(np.tile(row, (n, 1)) + noise * rng.randn(n, 6))
+    y = torch.tensor(rng.randint(0, 3, n))
+    grads = []
+    for compute in (_autograd_terms, _fused_terms):
+        z = z0.clone().requires_grad_(True)
+        sum(compute(z, y, 3, (True, True, True))).backward()
+        grads.append(z.grad.numpy())
+    assert np.isfinite(grads[1]).all()
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-9)
+
+
+def test_label_similarity_equals_the_one_hot_similarity():
+    from deinforeg_sklearn.losses.info_regularization import _label_similarity, similarity_matrix
+
+    y = torch.tensor([0, 3, 3, 1, 0, 2, 4])
+    for k in (1, 2, 5, 10):
+        yk = y % k
+        expected = similarity_matrix(torch.nn.functional.one_hot(yk, k).double())
+        torch.testing.assert_close(_label_similarity(yk, k, torch.float64), expected, rtol=1e-12, atol=1e-12)

@@ -26,16 +26,16 @@ of ``c c^T``, where float32 would lose digits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from deinforeg_sklearn.losses.fused import _NORM_EPS, _STD_EPS, InfoRegularization, _safe_sqrt
+
 #: Names of the three terms, in the order of ``weights``.
 LOSS_TERMS: tuple[str, str, str] = ("variance", "invariance", "covariance")
-
-_STD_EPS = 1e-7  # keeps sqrt differentiable when a column has zero variance (collapse)
-_NORM_EPS = 1e-8  # keeps the row normalisation of `similarity_matrix` finite for constant rows
 
 
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -95,20 +95,17 @@ def info_regularization_loss(
         raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}.")
 
     w_var, w_inv, w_cov = (float(w) for w in weights)
-    normed = F.normalize(z, dim=1)
-    centred = normed - normed.mean(dim=0)
-    zero = z.new_zeros(())
-
-    variance = zero
-    if w_var != 0.0:
-        # Unbiased variance of the already-centred columns (what torch.var computes, without
-        # centring a second time).
-        std = torch.sqrt(centred.pow(2).sum(dim=0) / (n - 1) + _STD_EPS)
-        variance = F.relu(1.0 - std).mean() / n
-
     if uses_gram(n, width, w_inv != 0.0):
-        invariance, covariance = _gram_terms(normed, centred, y, n_classes, w_inv != 0.0, w_cov != 0.0)
+        # One autograd node with a closed-form backward (losses/fused.py): the same terms as
+        # `_gram_terms` with a third of the operations
+        target = _label_similarity(y, n_classes, torch.float64) if w_inv != 0.0 else None
+        variance, invariance, covariance = InfoRegularization.apply(
+            z, target, (w_var != 0.0, w_inv != 0.0, w_cov != 0.0)
+        )
     else:
+        normed = F.normalize(z, dim=1)
+        centred = normed - normed.mean(dim=0)
+        variance = _variance(centred) if w_var != 0.0 else z.new_zeros(())
         invariance, covariance = _column_terms(normed, centred, y, n_classes, w_inv != 0.0, w_cov != 0.0)
 
     total = w_var * variance + w_inv * invariance + w_cov * covariance
@@ -117,14 +114,30 @@ def info_regularization_loss(
     return total
 
 
+def _variance(centred: torch.Tensor) -> torch.Tensor:
+    """The variance term of column-centred rows."""
+    # Unbiased variance of the already-centred columns (what torch.var computes, without
+    # centring a second time).
+    n = centred.shape[0]
+    std = torch.sqrt(centred.pow(2).sum(dim=0) / (n - 1) + _STD_EPS)
+    return F.relu(1.0 - std).mean() / n
+
+
 def uses_gram(n: int, width: int, invariance: bool) -> bool:
     """Whether the N x N Gram form is the cheaper one for a batch of n rows of ``width``."""
     return invariance or width >= n
 
 
 def _label_similarity(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    with torch.no_grad():  # the label similarity is data, not a function of the weights
-        return similarity_matrix(F.one_hot(y.long(), n_classes).to(dtype))
+    """``similarity_matrix`` of the one-hot labels, in closed form (no gradient: it is data).
+
+    A row-centred one-hot row is ``e_y - 1/K`` with squared norm ``1 - 1/K``, so two rows have
+    cosine ``([y_i = y_j] - 1/K) / (1 - 1/K)``; the ``_NORM_EPS`` of the norm is kept so that
+    the value equals ``similarity_matrix(one_hot(y))`` to rounding.
+    """
+    k = float(n_classes)
+    same = (y[:, None] == y[None, :]).to(dtype)
+    return ((same - 1.0 / k) / (math.sqrt(1.0 - 1.0 / k) + _NORM_EPS) ** 2).clamp(-1.0, 1.0)
 
 
 def _column_terms(
@@ -146,7 +159,12 @@ def _column_terms(
 def _gram_terms(
     normed: torch.Tensor, centred: torch.Tensor, y: torch.Tensor, n_classes: int, inv: bool, cov: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Invariance and covariance from the one Gram matrix ``normed @ normed.T`` (exact)."""
+    """Invariance and covariance from the one Gram matrix ``normed @ normed.T`` (exact).
+
+    The autograd form of what :class:`~deinforeg_sklearn.losses.fused.InfoRegularization`
+    computes with a closed-form backward: the tests check that gradient against this one, and
+    ``benchmarks/loss_speed.py`` times both.
+    """
     n, width = normed.shape
     zero = normed.new_zeros(())
     gram = (normed @ normed.T).double()  # the one O(N^2 D) product; O(N^2) work below in float64
@@ -165,13 +183,3 @@ def _gram_terms(
         off = centred_gram.pow(2).sum() / n**2 - diagonal.pow(2).sum()  # ||C||_F^2 - ||diag C||^2
         covariance = (off.clamp_min(0.0) / width).to(normed.dtype)  # >= 0 up to rounding
     return invariance, covariance
-
-
-def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """sqrt of x >= 0 with a zero gradient where x <= 0 (a constant row has no spread).
-
-    Rounding can leave the squared norm of a constant row a hair below zero, and sqrt's
-    gradient at 0 is infinite; the column form's ``norm`` has a zero subgradient there.
-    """
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, 1.0).sqrt(), 0.0)
