@@ -6,7 +6,7 @@
 #   memory      GPU memory per method, Table 8 (about 2 minutes): VADER LSTM when ./gpu-data holds
 #               an offline copy (python benchmarks/text_sentiment.py --offline-copy gpu-data, made
 #               where the internet is; GPU hosts often have none), else digits
-#   throughput  the Table 7 layout, the paper's VGG on one GPU (about 5 minutes)
+#   throughput  the Table 7 layout, the paper's VGG on one GPU, float32 then bfloat16 (about 7 minutes)
 #   bash benchmarks/gpu_checks.sh                 # everything
 #   bash benchmarks/gpu_checks.sh memory          # Table 8 only
 set -uo pipefail
@@ -69,6 +69,9 @@ throughput() {
   echo "== Throughput (Table 7 layout), the paper's VGG on one GPU"
   timeout 420 python3 benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \
     --batch-sizes 256 512 1024 --samples 10240 --epochs 3 2>&1 | tee "$out/throughput.log"
+  echo "== The paper's VGG on one GPU in bfloat16, both methods alike (target: DeInfoReg >= 0.9x BP)"
+  timeout 300 python3 benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \
+    --batch-sizes 256 --samples 10240 --epochs 3 --precision bf16 2>&1 | tee "$out/throughput_bf16.log"
 }
 
 for section in $sections; do

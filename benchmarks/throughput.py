@@ -64,6 +64,9 @@ def main() -> None:
         nargs="+",
         help="one device per stage for the pipelined rows (e.g. cuda:0 cuda:1); default: --device K times",
     )
+    parser.add_argument(
+        "--precision", choices=["32", "bf16", "16"], default="32", help="every row, both methods alike"
+    )
     args = parser.parse_args()
 
     blocks, projector = MODELS[args.model]
@@ -88,7 +91,7 @@ def main() -> None:
 
     print(
         f"model {args.model}, {args.samples} rows/epoch, median of epochs 2..{args.epochs}, "
-        f"device {args.device}, torch {torch.__version__}"
+        f"device {args.device}, precision {args.precision}, torch {torch.__version__}"
     )
     header = (
         f"{'configuration':<50}{'batch':>6}{'samples/s':>11}{'vs BP':>7}{'vs 1-stage':>12}  busy per stage"
@@ -99,7 +102,16 @@ def main() -> None:
         rates: dict[str, float] = {}
         for name, cls, threads, kw in rows:
             rate, busy = measure(
-                cls, blocks, X, y, batch_size, args.epochs, threads, projector=projector, **kw
+                cls,
+                blocks,
+                X,
+                y,
+                batch_size,
+                args.epochs,
+                threads,
+                projector=projector,
+                precision=args.precision,
+                **kw,
             )
             rates[name] = rate
             base = rates.get(base_name, rates.get(f"DeInfoReg, 1 device, {cores} threads"))

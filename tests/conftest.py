@@ -10,6 +10,15 @@ def _two_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture
+def one_thread():
+    # A sequential reference and every CPU stage then use one thread: same kernels, same sums.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def digits():
     X, y = load_digits(return_X_y=True)

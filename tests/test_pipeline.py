@@ -22,15 +22,6 @@ from deinforeg_sklearn.engines.processes import data_backend
 IMAGE_BLOCKS = [Conv((4,)), Conv((4, "M")), Dense(8), Dense(8)]
 
 
-@pytest.fixture
-def one_thread():
-    # The sequential reference and every CPU stage then use one thread: same kernels, same sums.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.RandomState(0)

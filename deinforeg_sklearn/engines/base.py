@@ -23,7 +23,7 @@ from deinforeg_sklearn.data.inputs import MaskFn
 from deinforeg_sklearn.training.plan import Augment
 from deinforeg_sklearn.training.protocols import Activation
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
-from deinforeg_sklearn.training.step import StepTrainer
+from deinforeg_sklearn.training.step import NonFiniteLoss, StepTrainer, step_jointly
 
 __all__ = ["Augment", "Engine", "MaskFn", "prepare_batch", "step_units"]
 
@@ -185,18 +185,34 @@ def step_units(
 ) -> Activation:
     """Run the step of each unit in ``units`` on one batch, adding its stats into ``stats``.
 
+    The units of one stage share one backward (:func:`~deinforeg_sklearn.training.step.step_jointly`)
+    when each of them allows it (the estimator's ``backward``); otherwise each steps on its own.
+
     Raises
     ------
     FloatingPointError
         When a unit's loss is not finite, naming the block and the (1-based) epoch.
     """
+    stage = [trainers[u] for u in units]
+    if len(stage) > 1 and all(trainer.steps_per_stage() for trainer in stage):
+        try:
+            h, steps = step_jointly(stage, h, y, mask)
+        except NonFiniteLoss as exc:
+            raise _non_finite(units[exc.position], epoch) from exc
+        for u, step in zip(units, steps, strict=True):
+            stats.add(u, step, len(y))
+        return h
     for u in units:
         try:
             h, step = trainers[u].step(h, y, mask)
         except FloatingPointError as exc:
-            raise FloatingPointError(
-                f"Block {u} produced a non-finite loss in epoch {epoch + 1}: lower "
-                "learning_rate, scale the input (e.g. StandardScaler), or check the data."
-            ) from exc
+            raise _non_finite(u, epoch) from exc
         stats.add(u, step, len(y))
     return h
+
+
+def _non_finite(unit: int, epoch: int) -> FloatingPointError:
+    return FloatingPointError(
+        f"Block {unit} produced a non-finite loss in epoch {epoch + 1}: lower "
+        "learning_rate, scale the input (e.g. StandardScaler), or check the data."
+    )

@@ -82,6 +82,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "warm_start": ["boolean"],
         "record_gradients": ["boolean"],
         "keep_last_epoch": ["boolean"],
+        "backward": [StrOptions({"per_block", "per_stage"})],
+        "precision": [StrOptions({"32", "bf16", "16"})],
+        "compile": ["boolean"],
     }
 
     # ----------------------------------------------------------------- subclass hooks
@@ -97,6 +100,10 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     def _inference_mode(self) -> str:
         return "last"
+
+    def _backward_mode(self) -> str:
+        """The ``backward`` setting (a network of one unit, as BP's, has nothing to merge)."""
+        return "per_block"
 
     def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
         """Where this estimator trains; one device unless a subclass can pipeline.
@@ -256,6 +263,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             weight_decay=self.weight_decay,
             final_learning_rate=self.final_learning_rate,
             total_steps=self.max_iter * n_batches,
+            backward=self._backward_mode(),
+            precision=self.precision,
+            compile=self.compile,
         )
         stack = build_encoders(config.specs, shape, max_token)
         return self._build_network(stack, n_classes, make_trainer, config.projector)
@@ -265,6 +275,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         if not partial:  # a new fit restarts the learning-rate schedule
             for trainer in network.trainers:
                 trainer.reset_schedule(plan.epochs * plan.n_batches)
+        for trainer in network.trainers:  # these settings may have changed since the last fit
+            trainer.backward = self._backward_mode()
+            trainer.precision, trainer.compile = self.precision, self.compile
         return network
 
     def _loop_config(self) -> LoopConfig:

@@ -9,10 +9,12 @@ from sklearn.utils._param_validation import Interval
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitConfig
+from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.training import TrainerFactory
 from deinforeg_sklearn.training.associated import AssociatedBlock, AssociatedNetwork
 
 
+@shared_parameter_docs
 class ALClassifier(BaseDecoupledClassifier):
     """Associated learning (AL): each block learns to map its input onto a label-side code.
 
@@ -62,6 +64,8 @@ class ALClassifier(BaseDecoupledClassifier):
         costs memory equal to the network's training state on its device (about 3x the
         parameters with Adam); set False for models where that matters, and Ctrl-C then
         leaves the estimator as it was before ``fit``.
+    <<backward>>
+    <<precision>>
 
     Attributes
     ----------
@@ -101,6 +105,9 @@ class ALClassifier(BaseDecoupledClassifier):
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
+        precision: str = "32",
+        compile: bool = False,
+        backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
         self.label_width = label_width
@@ -123,6 +130,12 @@ class ALClassifier(BaseDecoupledClassifier):
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch
+        self.precision = precision
+        self.compile = compile
+        self.backward = backward
+
+    def _backward_mode(self) -> str:
+        return self.backward
 
     def _check_config(self) -> FitConfig:
         config = super()._check_config()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
+from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
 from deinforeg_sklearn.training import BackpropNetwork, TrainerFactory
 
 
+@shared_parameter_docs
 class BackpropClassifier(BaseDecoupledClassifier):
     """The blocks of a DeInfoReg model trained end to end with one head and cross-entropy.
 
@@ -45,6 +47,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         costs memory equal to the network's training state on its device (about 3x the
         parameters with Adam); set False for models where that matters, and Ctrl-C then
         leaves the estimator as it was before ``fit``.
+    <<precision>>
 
     Attributes
     ----------
@@ -76,6 +79,8 @@ class BackpropClassifier(BaseDecoupledClassifier):
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
+        precision: str = "32",
+        compile: bool = False,
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -97,6 +102,8 @@ class BackpropClassifier(BaseDecoupledClassifier):
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch
+        self.precision = precision
+        self.compile = compile
 
     def _build_network(
         self,

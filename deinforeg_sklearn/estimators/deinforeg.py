@@ -13,11 +13,13 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from deinforeg_sklearn.blocks.stack import EncoderStack
 from deinforeg_sklearn.engines.setup import EngineRequest
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitConfig
+from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
 from deinforeg_sklearn.inference import adaptive_probabilities
 from deinforeg_sklearn.training import DecoupledNetwork, LocalBlock, LossConfig, TrainerFactory
 
 
+@shared_parameter_docs
 class DeInfoRegClassifier(BaseDecoupledClassifier):
     """Decoupled supervised learning with information regularisation (DeInfoReg).
 
@@ -104,6 +106,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         costs memory equal to the network's training state on its device (about 3x the
         parameters with Adam); set False for models where that matters, and Ctrl-C then
         leaves the estimator as it was before ``fit``.
+    <<backward>>
+    <<precision>>
 
     Attributes
     ----------
@@ -183,6 +187,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
+        precision: str = "32",
+        compile: bool = False,
+        backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -211,6 +218,12 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch
+        self.precision = precision
+        self.compile = compile
+        self.backward = backward
+
+    def _backward_mode(self) -> str:
+        return self.backward
 
     def _inference_mode(self) -> str:
         return self.inference

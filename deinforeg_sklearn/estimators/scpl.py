@@ -9,11 +9,13 @@ from sklearn.utils._param_validation import Interval
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
+from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
 from deinforeg_sklearn.training import TrainerFactory
 from deinforeg_sklearn.training.contrastive import ContrastiveBlock, ContrastiveHead, SCPLNetwork
 
 
+@shared_parameter_docs
 class SCPLClassifier(BaseDecoupledClassifier):
     """Supervised contrastive parallel learning (SCPL): the decoupled baseline of the paper.
 
@@ -55,6 +57,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
         costs memory equal to the network's training state on its device (about 3x the
         parameters with Adam); set False for models where that matters, and Ctrl-C then
         leaves the estimator as it was before ``fit``.
+    <<backward>>
+    <<precision>>
 
     Attributes
     ----------
@@ -93,6 +97,9 @@ class SCPLClassifier(BaseDecoupledClassifier):
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
+        precision: str = "32",
+        compile: bool = False,
+        backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -115,6 +122,12 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch
+        self.precision = precision
+        self.compile = compile
+        self.backward = backward
+
+    def _backward_mode(self) -> str:
+        return self.backward
 
     def _build_network(
         self,

@@ -19,6 +19,9 @@ def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: f
     y : torch.Tensor of shape (N,)
     temperature : float, default=0.1
     """
+    if z.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(z.device.type):
+        with torch.autocast(z.device.type, enabled=False):  # mixed precision: the loss in float32
+            return supervised_contrastive_loss(z.float(), y, temperature)
     n = z.shape[0]
     unit = F.normalize(z, dim=1)
     logits = unit @ unit.T / temperature

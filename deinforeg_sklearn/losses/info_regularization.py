@@ -34,6 +34,8 @@ import torch.nn.functional as F
 
 from deinforeg_sklearn.losses.fused import _NORM_EPS, _STD_EPS, InfoRegularization, _safe_sqrt
 
+_HALF = (torch.float16, torch.bfloat16)
+
 #: Names of the three terms, in the order of ``weights``.
 LOSS_TERMS: tuple[str, str, str] = ("variance", "invariance", "covariance")
 
@@ -94,6 +96,11 @@ def info_regularization_loss(
     if y.shape != (n,):
         raise ValueError(f"y must have shape ({n},), got {tuple(y.shape)}.")
 
+    if z.dtype in _HALF or torch.is_autocast_enabled(z.device.type):
+        # Mixed precision: the Gram matrix and the reductions in float32 (the covariance term
+        # subtracts quantities of size 1, which bfloat16's 8 bits would turn into noise)
+        with torch.autocast(z.device.type, enabled=False):
+            return info_regularization_loss(z.float(), y, n_classes, weights, return_parts)
     w_var, w_inv, w_cov = (float(w) for w in weights)
     if uses_gram(n, width, w_inv != 0.0):
         # One autograd node with a closed-form backward (losses/fused.py): the same terms as

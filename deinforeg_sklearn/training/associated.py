@@ -71,8 +71,8 @@ class AssociatedBlock(nn.Module):
             x, t_prev = h
         f_out = self.encoder(x.detach(), mask)
         t = self.g(t_prev.detach())
-        bridge = F.mse_loss(self.bridge(self.encoder.features(f_out, mask)), t.detach())
-        reconstruction = F.mse_loss(self.inverse(t), t_prev.detach())
+        bridge = F.mse_loss(self.bridge(self.encoder.features(f_out, mask)).float(), t.detach().float())
+        reconstruction = F.mse_loss(self.inverse(t).float(), t_prev.detach().float())
         loss = bridge + reconstruction
         # no correct count: a block alone cannot predict, only the whole chain of inverses can
         terms = {"bridge": bridge.detach(), "reconstruction": reconstruction.detach(), "loss": loss.detach()}

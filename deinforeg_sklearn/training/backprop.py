@@ -57,7 +57,7 @@ class BackpropNetwork(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(x, mask)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
         return logits, loss, StepStats({"cross_entropy": loss.detach(), "loss": loss.detach()}, correct)

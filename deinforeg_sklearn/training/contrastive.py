@@ -81,7 +81,7 @@ class ContrastiveHead(nn.Module):
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(h.detach(), mask)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
         return logits, loss, StepStats(_scpl_terms(loss * 0.0, loss, loss), correct)

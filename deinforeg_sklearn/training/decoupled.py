@@ -58,7 +58,7 @@ class LocalBlock(nn.Module):
         local, parts = info_regularization_loss(
             z, y, self.config.n_classes, self.config.weights, return_parts=True
         )
-        ce = F.cross_entropy(logits, y)
+        ce = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
         parts["cross_entropy"] = ce
         return h_out, local + self.config.alpha * ce, parts, logits
 

@@ -9,12 +9,13 @@ may run units in any order consistent with the data flow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from deinforeg_sklearn.optim import cosine_lr, make_optimizer
+from deinforeg_sklearn.training.precision import CompiledCall, autocast, loss_scaler
 from deinforeg_sklearn.training.protocols import Activation, TrainableUnit
 from deinforeg_sklearn.training.stats import StepStats
 
@@ -39,6 +40,14 @@ class StepTrainer:
         Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``. A parameter
         group with an ``lr_scale`` key follows the schedule times that scale.
     total_steps : int
+    backward : {"per_block", "per_stage"}, default="per_block"
+        Whether the unit's backward may be merged with the other units of its pipeline stage
+        (:func:`step_jointly`).
+    precision : {"32", "bf16", "16"}, default="32"
+        Autocast dtype of the forward (``training/precision.py``); "16" scales the loss.
+    compile : bool, default=False
+        Run the unit's forward and loss through ``torch.compile`` (eagerly, after a warning,
+        where it cannot compile).
     """
 
     def __init__(
@@ -48,6 +57,9 @@ class StepTrainer:
         lr: float,
         final_lr: float | None,
         total_steps: int,
+        backward: str = "per_block",
+        precision: str = "32",
+        compile: bool = False,
     ) -> None:
         self.unit = unit
         self.optimizer = optimizer
@@ -58,25 +70,84 @@ class StepTrainer:
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
         self.grad_steps = 0
+        self.backward = backward
+        self.precision = precision
+        self.compile = compile
+        self._scaler: torch.amp.GradScaler | None = None
+        self._compiled: CompiledCall | None = None
+
+    def __getstate__(self) -> dict:
+        # A compiled function is tied to this process and to the unit object it was made
+        # from: copies (snapshots, stage processes, pickles) compile their own when needed.
+        state = self.__dict__.copy()
+        state["_compiled"] = None
+        return state
 
     def step(self, h: Activation, y: torch.Tensor, mask: torch.Tensor | None) -> tuple[Activation, StepStats]:
         """Train on one batch; return the unit's output (detached) and its stats."""
+        h_out, loss, stats = self.forward(h, y, mask)
+        self.scaled(loss).backward()
+        self.update()
+        return detached(h_out), stats
+
+    def forward(
+        self, h: Activation, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[Activation, torch.Tensor, StepStats]:
+        """First half of :meth:`step`: set the rate, clear the gradients, compute the loss.
+
+        Returns the output (still attached), the loss and the stats. The caller runs the
+        backward of the loss (alone, or summed with other units' losses: see
+        :func:`step_jointly`) and then :meth:`update`.
+
+        Raises
+        ------
+        FloatingPointError
+            The loss is not finite (checked before any backward, so no weight has changed).
+        """
         rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
-        h_out, loss, stats = self.unit.step_loss(h, y, mask)
+        with autocast(self.precision, self.unit_device()):
+            h_out, loss, stats = self._step_loss()(h, y, mask)
+        loss = loss.float()
         if not torch.isfinite(loss):
             raise FloatingPointError("non-finite loss")
-        loss.backward()
+        return h_out, loss, stats
+
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` as its backward must see it: scaled up under float16, else as it is."""
+        if self.precision != "16":
+            return loss
+        if self._scaler is None:
+            self._scaler = loss_scaler(self.precision, loss.device)
+        return self._scaler.scale(loss)
+
+    def _step_loss(self):
+        if not self.compile:
+            return self.unit.step_loss
+        if self._compiled is None:
+            self._compiled = CompiledCall(self.unit.step_loss, f"the step of {type(self.unit).__name__}")
+        return self._compiled
+
+    def update(self) -> None:
+        """Second half of :meth:`step`, after the backward: the optimiser step."""
+        if self._scaler is not None:
+            # float16: gradients back to their true size (before recording them), and a step
+            # skipped when they overflowed
+            self._scaler.unscale_(self.optimizer)
         if self.record_gradients:
             self._record_gradients()
-        self.optimizer.step()
+        if self._scaler is not None:
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            self.optimizer.step()
         self.steps_done += 1
-        # A unit may hand on a tuple (associated learning passes its label-side state too)
-        if isinstance(h_out, tuple):
-            return tuple(t.detach() for t in h_out), stats
-        return h_out.detach(), stats
+
+    def steps_per_stage(self) -> bool:
+        """Whether this unit may share one backward with the other units of its stage."""
+        return self.backward == "per_stage"
 
     def _record_gradients(self) -> None:
         # Mean absolute gradient over all encoder parameters of each block (the paper's Figure 3
@@ -109,6 +180,54 @@ class StepTrainer:
         self.grad_steps = 0
 
 
+def detached(h: Activation) -> Activation:
+    """``h`` cut from the graph (each tensor of a tuple: associated learning hands on two)."""
+    if isinstance(h, tuple):
+        return tuple(t.detach() for t in h)
+    return h.detach()
+
+
+def step_jointly(
+    trainers: Sequence[StepTrainer], h: Activation, y: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[Activation, list[StepStats]]:
+    """One batch through consecutive units on one device, with one backward for all of them.
+
+    Each unit reads the previous unit's output detached, so the units' graphs share nothing
+    and the gradient of the summed losses gives every parameter exactly its own unit's
+    gradient: the weights move as under per-unit :meth:`StepTrainer.step`
+    (``tests/test_joint_step.py``). What changes is cost: one backward pass instead of one per
+    unit (fewer dispatches, which dominate narrow blocks on a CPU), and memory: every unit's
+    graph stays alive until the shared backward, where per-unit steps free each one at once.
+
+    Raises
+    ------
+    NonFiniteLoss
+        A unit's loss is not finite (before any backward: no weight has changed); it carries
+        the unit's position in ``trainers``.
+    """
+    losses, stats = [], []
+    for position, trainer in enumerate(trainers):
+        try:
+            h_out, loss, step_stats = trainer.forward(h, y, mask)
+        except FloatingPointError as exc:
+            raise NonFiniteLoss(position) from exc
+        losses.append(loss)
+        stats.append(step_stats)
+        h = detached(h_out)
+    torch.stack([t.scaled(loss) for t, loss in zip(trainers, losses, strict=True)]).sum().backward()
+    for trainer in trainers:
+        trainer.update()
+    return h, stats
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss of the unit at ``position`` of a joint step was not finite."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"non-finite loss in unit {position} of the joint step")
+        self.position = position
+
+
 #: What a network calls once per unit it builds to get that unit's trainer (a TrainerFactory).
 MakeTrainer = Callable[[TrainableUnit], "StepTrainer"]
 
@@ -126,9 +245,21 @@ class TrainerFactory:
     weight_decay: float
     final_learning_rate: float | None
     total_steps: int
+    backward: str = "per_block"
+    precision: str = "32"
+    compile: bool = False
 
     def __call__(self, unit: TrainableUnit) -> StepTrainer:
         optimizer = make_optimizer(
             unit.optimizer_groups(), self.optimizer, self.learning_rate, self.weight_decay
         )
-        return StepTrainer(unit, optimizer, self.learning_rate, self.final_learning_rate, self.total_steps)
+        return StepTrainer(
+            unit,
+            optimizer,
+            self.learning_rate,
+            self.final_learning_rate,
+            self.total_steps,
+            self.backward,
+            self.precision,
+            self.compile,
+        )
