@@ -62,9 +62,10 @@ def model_data(shape, n: int) -> tuple[np.ndarray, np.ndarray]:
     return X, rng.randint(0, 10, n)
 
 
-def throughput(cls, blocks, shape, n, epochs, batch_size, device) -> float:
+def throughput(cls, blocks, shape, n, epochs, batch_size, device, **params) -> float:
     X, y = model_data(shape, n)
     est = cls(
+        **params,
         blocks=blocks,
         input_shape=shape if shape != "tokens" and len(shape) > 1 else None,
         batch_size=batch_size,
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="e.g. cuda:0 (default: CPU)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--no-stages", action="store_true", help="skip the 2 CPU stages rows")
+    parser.add_argument("--compile", action="store_true", help="DeInfoReg with compile=True (BP eager)")
     parser.add_argument("--csv", default=None, help="write the rows to this CSV")
     parser.add_argument("--before", default=None, help="CSV of an earlier version: before/after page")
     args = parser.parse_args()
@@ -126,6 +128,7 @@ def main() -> None:
     )
     print(f"{'model':<28}{'setting':>26}{'BP samples/s':>15}{'DeInfoReg samples/s':>21}{'ratio':>8}")
     rows = []
+    extra = {"compile": True} if args.compile else {}
     for name in args.models:
         blocks, shape, n = MODELS[name]
         n = n // 4 if args.quick else n
@@ -133,7 +136,9 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             bp = throughput(BackpropClassifier, blocks, shape, n, epochs, args.batch_size, args.device)
-            di = throughput(DeInfoRegClassifier, blocks, shape, n, epochs, args.batch_size, args.device)
+            di = throughput(
+                DeInfoRegClassifier, blocks, shape, n, epochs, args.batch_size, args.device, **extra
+            )
             best_bp = max(best_bp, bp)
             rows.append(
                 {"model": name, "setting": f"one device, {threads} thread(s)", "bp": bp, "deinforeg": di}
@@ -141,7 +146,9 @@ def main() -> None:
             print(f"{name:<28}{rows[-1]['setting']:>22}{bp:>15.0f}{di:>21.0f}{di / bp:>8.2f}", flush=True)
         if not args.no_stages and args.device is None:
             torch.set_num_threads(2)  # the two stages split these: one thread each
-            di = throughput(DeInfoRegClassifier, blocks, shape, n, epochs, args.batch_size, ["cpu", "cpu"])
+            di = throughput(
+                DeInfoRegClassifier, blocks, shape, n, epochs, args.batch_size, ["cpu", "cpu"], **extra
+            )
             rows.append(
                 {"model": name, "setting": "2 CPU stages (2 threads)", "bp": best_bp, "deinforeg": di}
             )
