@@ -8,6 +8,14 @@ so ``help()`` and the API pages read as if it were written out.
 from __future__ import annotations
 
 SHARED_PARAMETERS: dict[str, str] = {
+    "keep_last_epoch": """\
+    keep_last_epoch : bool, default=True
+        Keep a copy of the network (weights, buffers, optimiser state) after every epoch so
+        that Ctrl-C during ``fit`` keeps the last completed epoch (with a warning). The copy
+        costs memory equal to the network's training state on its device (about 3x the
+        parameters with Adam); set False for models where that matters, and Ctrl-C then
+        leaves the estimator as it was before ``fit``.
+""",
     "backward": """\
     backward : {"per_block", "per_stage"}, default="per_block"
         How the blocks of one device (one pipeline stage) run their backward. "per_block":

@@ -58,12 +58,7 @@ class ALClassifier(BaseDecoupledClassifier):
     verbose : int, default=0
     warm_start : bool, default=False
     record_gradients : bool, default=False
-    keep_last_epoch : bool, default=True
-        Keep a copy of the network (weights, buffers, optimiser state) after every epoch so
-        that Ctrl-C during ``fit`` keeps the last completed epoch (with a warning). The copy
-        costs memory equal to the network's training state on its device (about 3x the
-        parameters with Adam); set False for models where that matters, and Ctrl-C then
-        leaves the estimator as it was before ``fit``.
+    <<keep_last_epoch>>
     <<backward>>
     <<precision>>
 

@@ -100,12 +100,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
         Record, per epoch, the mean absolute gradient of each block's encoder parameters
         (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
-    keep_last_epoch : bool, default=True
-        Keep a copy of the network (weights, buffers, optimiser state) after every epoch so
-        that Ctrl-C during ``fit`` keeps the last completed epoch (with a warning). The copy
-        costs memory equal to the network's training state on its device (about 3x the
-        parameters with Adam); set False for models where that matters, and Ctrl-C then
-        leaves the estimator as it was before ``fit``.
+    <<keep_last_epoch>>
     <<backward>>
     <<precision>>
 
