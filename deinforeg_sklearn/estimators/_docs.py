@@ -1,6 +1,6 @@
 """Parameter descriptions that several estimators share, written once.
 
-An estimator's docstring names a shared entry by a marker line, ``<<precision>>`` indented as
+An estimator's docstring names a shared entry by a marker line, ``<<backward>>`` indented as
 a parameter; :func:`shared_parameter_docs` puts the text in its place when the class is made,
 so ``help()`` and the API pages read as if it were written out.
 """
@@ -27,7 +27,7 @@ SHARED_PARAMETERS: dict[str, str] = {
         it is not the default; it is there for devices where one backward launch per device
         pays.
 """,
-    "precision": """\
+    "precision_and_compile": """\
     precision : {"32", "bf16", "16"}, default="32"
         Arithmetic of training. "bf16" and "16" run each block's forward under
         ``torch.autocast`` in bfloat16 or float16; weights, optimiser state and the losses (the

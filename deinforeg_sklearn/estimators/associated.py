@@ -60,7 +60,7 @@ class ALClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
     <<keep_last_epoch>>
     <<backward>>
-    <<precision>>
+    <<precision_and_compile>>
 
     Attributes
     ----------

@@ -42,7 +42,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
     warm_start : bool, default=False
     record_gradients : bool, default=False
     <<keep_last_epoch>>
-    <<precision>>
+    <<precision_and_compile>>
 
     Attributes
     ----------

@@ -102,7 +102,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
     <<keep_last_epoch>>
     <<backward>>
-    <<precision>>
+    <<precision_and_compile>>
 
     Attributes
     ----------

@@ -53,7 +53,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
     <<keep_last_epoch>>
     <<backward>>
-    <<precision>>
+    <<precision_and_compile>>
 
     Attributes
     ----------

@@ -28,11 +28,6 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
-    """A region where autocast is off, for a loss that must stay in float32 inside a forward."""
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
 def loss_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
     """A gradient scaler for float16 (None for float32 and bfloat16, which need none)."""
     if precision != "16":
@@ -40,9 +35,11 @@ def loss_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | 
     return torch.amp.GradScaler(device.type)
 
 
-#: The errors by which torch.compile says that it could not compile (as against an error of the
-#: code being compiled, which eager mode raises again).
 def _compiler_errors() -> tuple[type[BaseException], ...]:
+    """The errors by which torch.compile says that it could not compile.
+
+    As against an error of the code being compiled, which eager mode raises again.
+    """
     errors: list[type[BaseException]] = []
     try:
         from torch._dynamo.exc import BackendCompilerFailed
