@@ -59,6 +59,19 @@ def test_every_estimator_trains_in_lower_precision(cls, split):
     assert abs(scores["16"] - scores["32"]) <= 0.03
 
 
+def test_a_warm_start_from_float16_to_float32_steps_like_float32(split):
+    # The float16 fit leaves a loss scaler behind; the float32 continuation must not unscale
+    # its (unscaled) gradients with it: it trains as a float32 warm start from the same weights.
+    X_train, X_test, y_train, _ = split
+    params = {"blocks": [Dense(32)], "max_iter": 1, "random_state": 0}
+    first = DeInfoRegClassifier(**params, precision="16").fit(X_train, y_train)
+    reference = pickle.loads(pickle.dumps(first))
+    reference.network_.trainers[0]._scaler = None  # what a fit that never used float16 holds
+    for est in (first, reference):
+        est.set_params(warm_start=True, precision="32").fit(X_train, y_train)
+    np.testing.assert_allclose(first.predict_proba(X_test), reference.predict_proba(X_test), atol=1e-6)
+
+
 def test_the_block_output_is_in_the_autocast_dtype_and_the_loss_in_float32(split, monkeypatch):
     from deinforeg_sklearn.training.decoupled import LocalBlock
 

@@ -123,6 +123,11 @@ class StepTrainer:
             self._scaler = loss_scaler(self.precision, loss.device)
         return self._scaler.scale(loss)
 
+    def _active_scaler(self) -> torch.amp.GradScaler | None:
+        # The scaler only while the precision is "16": a warm start may have changed it, and
+        # unscaling gradients that were never scaled would shrink them by the scale.
+        return self._scaler if self.precision == "16" else None
+
     def _step_loss(self):
         if not self.compile:
             return self.unit.step_loss
@@ -132,15 +137,16 @@ class StepTrainer:
 
     def update(self) -> None:
         """Second half of :meth:`step`, after the backward: the optimiser step."""
-        if self._scaler is not None:
+        scaler = self._active_scaler()
+        if scaler is not None:
             # float16: gradients back to their true size (before recording them), and a step
             # skipped when they overflowed
-            self._scaler.unscale_(self.optimizer)
+            scaler.unscale_(self.optimizer)
         if self.record_gradients:
             self._record_gradients()
-        if self._scaler is not None:
-            self._scaler.step(self.optimizer)
-            self._scaler.update()
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
         else:
             self.optimizer.step()
         self.steps_done += 1
