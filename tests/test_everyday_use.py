@@ -24,7 +24,8 @@ FAST = {"max_iter": 2, "random_state": 0}
 @pytest.fixture(scope="module")
 def fitted(digits):
     X, y = digits
-    return DeInfoRegClassifier(blocks=[Dense(32)] * 3, max_iter=8, random_state=0).fit(X[:900], y[:900])
+    est = DeInfoRegClassifier(blocks=[Dense(32)] * 3, inference="last", max_iter=8, random_state=0)
+    return est.fit(X[:900], y[:900])
 
 
 # ---------------------------------------------------------------- progress

@@ -195,7 +195,8 @@ def test_interrupt_keeps_last_completed_epoch(small_data, monkeypatch, pipeline,
     from stage_helpers import stage_processes
 
     X, y = small_data
-    kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, **pipeline}
+    kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, "final_learning_rate": None}
+    kw.update(pipeline)
     three_epochs = DeInfoRegClassifier(max_iter=3, **kw).fit(X, y)
     interrupt_on_step(monkeypatch, step)
     est = DeInfoRegClassifier(max_iter=6, **kw)

@@ -31,7 +31,8 @@ from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.inputs import as_token_ids, sample_shape
 from deinforeg_sklearn.devices import resolve_devices
 from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
-from deinforeg_sklearn.estimators._checks import check_widths, resolve_classes
+from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
+from deinforeg_sklearn.estimators._checks import resolve_classes
 from deinforeg_sklearn.estimators._persistence import PersistenceMixin
 from deinforeg_sklearn.estimators._plan import make_plan
 from deinforeg_sklearn.estimators._prediction import PredictionMixin
@@ -54,7 +55,7 @@ class FitConfig:
 
     specs: list[BlockSpec]
     engine: EngineRequest
-    projector: tuple[int, ...] | None
+    projector: tuple[int, ...] | str | None  # "auto" is resolved per block once they are built
 
 
 class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin, BaseEstimator):
@@ -62,7 +63,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     _parameter_constraints: ClassVar[dict] = {
         "blocks": [list, tuple, None],
-        "projector": [list, tuple, None],
+        "projector": [list, tuple, StrOptions({"auto"}), None],
         "optimizer": [StrOptions({"adam", "sgd", "lars"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "final_learning_rate": [Interval(Real, 0, None, closed="left"), None],
@@ -94,9 +95,12 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         stack: EncoderStack,
         n_classes: int,
         make_trainer: TrainerFactory,
-        projector: tuple[int, ...] | None,
+        projectors: list[tuple[int, ...]],
     ) -> UnitNetwork:
-        """Wrap the built encoders into the method's network (a ``UnitNetwork``)."""
+        """Wrap the built encoders into the method's network (a ``UnitNetwork``).
+
+        ``projectors`` holds each block's projector widths (``()``: the identity).
+        """
 
     def _inference_mode(self) -> str:
         return "last"
@@ -184,7 +188,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     def _check_config(self) -> FitConfig:
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
-        projector = check_widths("projector", getattr(self, "projector", None))  # AL has no projector
+        projector = check_projector(getattr(self, "projector", None))  # AL has no projector
         auto = isinstance(self.devices, str) and self.devices == "auto"
         engine = self._engine_request([] if auto else resolve_devices(self.devices), len(specs), auto)
         if self._inference_mode() == "best" and not self.validation_fraction:
@@ -213,9 +217,12 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             torch.manual_seed(seed)
             if incremental:
                 network = self._continued_network(plan, partial)
+                projectors = getattr(self, "projector_", None)  # AL has none
             else:
                 max_token = int(X.max()) if tokens else None
-                network = self._new_network(config, shape, len(classes_), max_token, plan.n_batches)
+                network, projectors = self._new_network(
+                    config, shape, len(classes_), max_token, plan.n_batches
+                )
             history = list(self.history_) if incremental else []
             with start_engine(config.engine, network, plan, history, loop) as engine:
                 result = loop.run(network, engine, plan, history)
@@ -227,6 +234,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         self.block_scores_ = result.scores
         self.n_iter_ = len(history)  # epochs since the model was created (warm starts add up)
         self.inference_block_ = self._choose_inference_block(network.n_heads, result.scores)
+        self.inference_ = self._inference_mode()
+        if hasattr(self, "projector"):  # AL has no projector
+            self.projector_ = projectors
         self._tokens = tokens
 
     def _validate_xy(self, X, y, reset: bool, tokens: bool):
@@ -256,7 +266,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     def _new_network(
         self, config: FitConfig, shape, n_classes: int, max_token, n_batches: int
-    ) -> UnitNetwork:
+    ) -> tuple[UnitNetwork, list[tuple[int, ...]]]:
+        """A freshly initialised network, and the projector widths it was built with."""
         make_trainer = TrainerFactory(
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
@@ -268,7 +279,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             compile=self.compile,
         )
         stack = build_encoders(config.specs, shape, max_token)
-        return self._build_network(stack, n_classes, make_trainer, config.projector)
+        projectors = resolve_projectors(config.projector, stack.encoders, stack.widths)
+        return self._build_network(stack, n_classes, make_trainer, projectors), projectors
 
     def _continued_network(self, plan: FitPlan, partial: bool) -> UnitNetwork:
         network = copy.deepcopy(self.network_)
@@ -308,5 +320,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     def _choose_inference_block(self, n_heads: int, scores: np.ndarray | None) -> int:
         if self._inference_mode() == "best" and scores is not None:
-            return int(np.argmax(scores))
+            # Ties go to the deeper block: a small validation split often scores several blocks
+            # alike, and the deeper one has seen more of the network's capacity.
+            return int(len(scores) - 1 - np.argmax(np.asarray(scores)[::-1]))
         return n_heads - 1

@@ -64,7 +64,7 @@ class ALClassifier(BaseDecoupledClassifier):
 
     Attributes
     ----------
-    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_
+    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_, inference_
         As for :class:`DeInfoRegClassifier`. ``history_`` rows hold each block's ``bridge``
         and ``reconstruction`` losses; the validation accuracy of the whole chain is in each
         record's ``validation_scores`` and in ``block_scores_``.
@@ -146,7 +146,7 @@ class ALClassifier(BaseDecoupledClassifier):
         stack: EncoderStack,
         n_classes: int,
         make_trainer: TrainerFactory,
-        projector: tuple[int, ...] | None,
+        projectors: list[tuple[int, ...]],
     ) -> AssociatedNetwork:
         blocks = []
         previous = n_classes

@@ -21,7 +21,8 @@ class BackpropClassifier(BaseDecoupledClassifier):
     Parameters
     ----------
     blocks : list of block specs, default=None
-    projector : tuple of int, default=None
+    projector : "auto", tuple of int or None, default=None
+        As for :class:`DeInfoRegClassifier`, whose default ("auto") is not this one's.
     optimizer : {"adam", "sgd", "lars"}, default="adam"
     learning_rate : float, default=1e-3
     final_learning_rate : float, default=None
@@ -46,8 +47,10 @@ class BackpropClassifier(BaseDecoupledClassifier):
 
     Attributes
     ----------
-    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_
-        As for :class:`DeInfoRegClassifier`; ``history_`` blocks hold ``cross_entropy``,
+    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_,
+    inference_, projector_
+        As for :class:`DeInfoRegClassifier` (of ``projector_``, only the last block's entry is
+        built: BP has one head); ``history_`` blocks hold ``cross_entropy``,
         ``loss``, ``train_accuracy`` and ``validation_accuracy`` for the single head.
     """
 
@@ -105,8 +108,8 @@ class BackpropClassifier(BaseDecoupledClassifier):
         stack: EncoderStack,
         n_classes: int,
         make_trainer: TrainerFactory,
-        projector: tuple[int, ...] | None,
+        projectors: list[tuple[int, ...]],
     ) -> BackpropNetwork:
-        head, out = build_projector(stack.widths[-1], projector)
+        head, out = build_projector(stack.widths[-1], projectors[-1])
         classifier = build_classifier(out, n_classes, stack.encoders[-1].sequence)
         return BackpropNetwork(stack.encoders, head, classifier, make_trainer, stack.output_shapes)

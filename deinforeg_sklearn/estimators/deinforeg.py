@@ -12,6 +12,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
 from deinforeg_sklearn.engines.setup import EngineRequest
+from deinforeg_sklearn.estimators._auto import resolve_inference
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier, FitConfig
 from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
@@ -32,19 +33,27 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     blocks : list of block specs, default=None
         The network, first block first (see :mod:`deinforeg_sklearn.blocks`); a callable
         returning an ``nn.Module`` is a custom block. None means ``[Dense(128), Dense(128)]``.
-    projector : tuple of int, default=None
+    projector : "auto", tuple of int or None, default="auto"
         Widths of each block's projector MLP (hidden layers Linear + BatchNorm + ReLU, last
-        Linear); None is the identity. The paper's vision runs use (2048, 2048, 2048).
-    alpha : float, default=1e-3
-        Weight of the cross-entropy term in each block's loss (paper Eq. 9).
+        Linear); None is the identity. "auto", chosen on validation data (see
+        docs/results/defaults.md): one layer as wide as the block's features, at most 256, on
+        dense, conv, residual and custom blocks; the identity on sequence blocks (LSTM,
+        Transformer), the authors' text setting. ``projector_`` says what each block got. The
+        paper's vision runs use (2048, 2048, 2048).
+    alpha : float, default=1.0
+        Weight of the cross-entropy term in each block's loss (paper Eq. 9). The paper's 1e-3
+        learns slowly on dense and conv blocks (docs/results/defaults.md); 1.0 was chosen on
+        validation data.
     loss_weights : tuple of 3 floats, default=(1.0, 1.0, 1.0)
         Weights of the variance, invariance and covariance terms.
     optimizer : {"adam", "sgd", "lars"}, default="adam"
         One optimiser per block. "sgd" uses momentum 0.9; "lars" is the authors' vision choice.
-    learning_rate : float, default=1e-3
-    final_learning_rate : float, default=None
+    learning_rate : float, default=3e-3
+    final_learning_rate : float, default=0.0
         If given, the learning rate follows a cosine per step from ``learning_rate`` to this
-        over ``max_iter`` epochs; None keeps it constant.
+        over ``max_iter`` epochs; None keeps it constant. The defaults (3e-3 decaying to 0)
+        were chosen on validation data (docs/results/defaults.md); BackpropClassifier keeps a
+        constant 1e-3.
     weight_decay : float, default=0.0
     batch_size : int or "auto", default="auto"
         "auto" is ``min(128, n_train)``; an int larger than the training data is clipped to it
@@ -60,10 +69,13 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         ``tol`` for ``n_iter_no_change`` epochs, and restore the best epoch's weights.
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
-    inference : {"last", "best", "adaptive"}, default="last"
+    inference : {"auto", "last", "best", "adaptive"}, default="auto"
         Which block's classifier predicts: the last; the one with the best validation
         accuracy; or, per sample, the first block that agrees with the blocks before it
-        (``patience``, ``exit_threshold``; see :meth:`predict_exit_depth`).
+        (``patience``, ``exit_threshold``; see :meth:`predict_exit_depth`); "best" breaks
+        ties towards the deeper block. "auto" is "best"
+        when there is a validation split (``validation_fraction`` > 0), else "last";
+        ``inference_`` says which was used.
     patience : int, default=1
         Adaptive inference: consecutive agreeing blocks a sample needs to exit.
     exit_threshold : float, default=0.8
@@ -123,6 +135,10 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         Validation accuracy of each block's classifier after training.
     inference_block_ : int
         Index of the block whose classifier ``predict`` uses.
+    inference_ : {"last", "best", "adaptive"}
+        The inference mode of this fit (``inference`` with "auto" resolved).
+    projector_ : list of tuple of int
+        Each block's projector widths (``()``: the identity), ``projector`` resolved.
     network_ : torch.nn.Module
         The trained network (``network_.blocks[l]`` holds encoder, projector, classifier).
     devices_ : list of torch.device
@@ -145,7 +161,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         **BaseDecoupledClassifier._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="left")],
         "loss_weights": [tuple, list],
-        "inference": [StrOptions({"last", "best", "adaptive"})],
+        "inference": [StrOptions({"auto", "last", "best", "adaptive"})],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "exit_threshold": [Interval(Real, -1, None, closed="both")],
         "placement": [list, tuple, None],
@@ -156,12 +172,12 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self,
         blocks=None,
         *,
-        projector=None,
-        alpha: float = 1e-3,
+        projector="auto",
+        alpha: float = 1.0,
         loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
         optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        final_learning_rate: float | None = None,
+        learning_rate: float = 3e-3,
+        final_learning_rate: float | None = 0.0,
         weight_decay: float = 0.0,
         batch_size: int | str = "auto",
         max_iter: int = 50,
@@ -169,7 +185,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         early_stopping: bool = False,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
-        inference: str = "last",
+        inference: str = "auto",
         patience: int = 1,
         exit_threshold: float = 0.8,
         input_shape: tuple[int, ...] | None = None,
@@ -221,7 +237,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         return self.backward
 
     def _inference_mode(self) -> str:
-        return self.inference
+        return resolve_inference(self.inference, self.validation_fraction)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the inference block's classifier (per sample if adaptive).
@@ -230,6 +246,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        # "adaptive" is read here, not at fit: it only changes prediction (set_params suffices).
         if self.inference != "adaptive":
             return super().predict_proba(X)
         return self._adaptive(X)[0]
@@ -269,11 +286,11 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         stack: EncoderStack,
         n_classes: int,
         make_trainer: TrainerFactory,
-        projector: tuple[int, ...] | None,
+        projectors: list[tuple[int, ...]],
     ) -> DecoupledNetwork:
         config = LossConfig(n_classes, float(self.alpha), tuple(float(w) for w in self.loss_weights))
         blocks = []
-        for encoder, width in zip(stack.encoders, stack.widths, strict=True):
+        for encoder, width, projector in zip(stack.encoders, stack.widths, projectors, strict=True):
             head, out = build_projector(width, projector)
             blocks.append(
                 LocalBlock(encoder, head, build_classifier(out, n_classes, encoder.sequence), config)

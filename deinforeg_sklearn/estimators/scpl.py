@@ -30,7 +30,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
     Parameters
     ----------
     blocks : list of block specs, default=None
-    projector : tuple of int, default=None
+    projector : "auto", tuple of int or None, default=None
+        As for :class:`DeInfoRegClassifier`, whose default ("auto") is not this one's.
     temperature : float, default=0.1
     optimizer : {"adam", "sgd", "lars"}, default="adam"
     learning_rate : float, default=1e-3
@@ -57,7 +58,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
 
     Attributes
     ----------
-    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_
+    classes_, n_features_in_, n_iter_, history_, block_scores_, inference_block_, network_,
+    inference_, projector_
         As for :class:`DeInfoRegClassifier`. ``history_`` has one row per block (its
         ``contrastive`` loss) and a last row for the head (``cross_entropy``, accuracies);
         ``block_scores_`` holds the head's validation accuracy.
@@ -129,10 +131,10 @@ class SCPLClassifier(BaseDecoupledClassifier):
         stack: EncoderStack,
         n_classes: int,
         make_trainer: TrainerFactory,
-        projector: tuple[int, ...] | None,
+        projectors: list[tuple[int, ...]],
     ) -> SCPLNetwork:
         blocks = []
-        for encoder, width in zip(stack.encoders, stack.widths, strict=True):
+        for encoder, width, projector in zip(stack.encoders, stack.widths, projectors, strict=True):
             head, _ = build_projector(width, projector)
             blocks.append(ContrastiveBlock(encoder, head, float(self.temperature)))
         last = stack.encoders[-1]

@@ -1,0 +1,250 @@
+"""The defaults study: candidates scored on validation, the chosen defaults judged once on test.
+
+Sub-commands (rows are appended to CSV files, so an interrupted run resumes where it stopped):
+
+    python benchmarks/defaults.py study  --sets digits fashion ... --seeds 0 1 2
+    python benchmarks/defaults.py final  --seeds 0 1 2          # BP and DeInfoReg, defaults, test
+    python benchmarks/defaults.py depth  --sets digits fashion --depths 2 4 8 12 16
+    python benchmarks/defaults.py report                         # docs/results/defaults.md + plot
+
+``study`` fits DeInfoReg with each candidate of its block kind (projector x alpha, then learning
+rate, schedule and early stopping) on the *train* split and scores every block's classifier on
+the *validation* split; one fit gives all three ``inference`` modes (the inference mode does not
+change training without early stopping). ``final`` and ``depth`` score on *test*, with the
+package's defaults apart from ``blocks``: they are run once, after the choice.
+
+Threads: ``torch.set_num_threads(2)`` (the machine's 2 cores); run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dev_suite import SUITE, split
+
+from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
+
+RESULTS = Path(__file__).parent.parent / "docs" / "results"
+STUDY_CSV = RESULTS / "defaults_study.csv"
+FINAL_CSV = RESULTS / "defaults_final.csv"
+DEPTH_CSV = RESULTS / "defaults_depth.csv"
+
+
+#: The widths a projector candidate names, per block kind: the block's own feature width for
+#: dense and sequence blocks; for conv blocks, whose flattened maps are thousands wide, 256.
+def _width(kind: str, dev) -> int:
+    spec = dev.blocks(1)[0]
+    if kind == "dense":
+        return spec.units
+    if kind == "recurrent":
+        return spec.hidden * (2 if spec.bidirectional else 1)
+    if kind == "transformer":
+        return spec.d_model
+    return 256
+
+
+def candidates(kind: str, dev, stage: str) -> list[dict]:
+    """The study's candidates for one block kind (estimator parameters besides the data's).
+
+    Stage "heads": projector (none, one or two hidden layers of the block's width) x alpha on
+    dense blocks; on the slower conv and sequence blocks, the old defaults (identity, 1e-3),
+    alpha = 1, and alpha = 1 with one hidden layer.
+    Stage "training": learning rate, cosine schedule and early stopping, at the projector and
+    alpha named by ``DEINFOREG_STUDY_HEADS`` (``projector=<hidden layers>;alpha=<...>``, the
+    stage-one choice); on the slower kinds only the dense sets' winner. Stage "epochs": that
+    winner with 20 and 30 epochs instead of 50.
+    """
+    w = _width(kind, dev)
+    if stage == "heads":
+        reference = [{"method": "BP"}]  # BP's validation score, to read the gaps against
+        if kind != "dense":  # slower fits: the old defaults, alpha = 1 alone, then with a projector
+            return reference + [
+                {"projector": p, "alpha": a} for p, a in ((None, 1e-3), (None, 1.0), ((w,), 1.0))
+            ]
+        projectors = (None, (w,), (w, w))
+        return reference + [{"projector": p, "alpha": a} for p in projectors for a in (1e-3, 1e-2, 1e-1, 1.0)]
+    chosen = _parse(os.environ["DEINFOREG_STUDY_HEADS"], w)
+    if stage == "epochs":  # the dense winner with fewer epochs: what does half the fit time cost?
+        return [
+            {**chosen, "learning_rate": 3e-3, "final_learning_rate": 0.0, "max_iter": m} for m in (20, 30)
+        ]
+    if kind != "dense":  # the dense sets' winner, checked on the slower kinds
+        return [{**chosen, "learning_rate": 3e-3, "final_learning_rate": 0.0}]
+    return [
+        {**chosen, "learning_rate": 3e-3},
+        {**chosen, "final_learning_rate": 0.0},
+        {**chosen, "learning_rate": 3e-3, "final_learning_rate": 0.0},
+        {**chosen, "early_stopping": True},
+    ]
+
+
+def _parse(text: str, w: int) -> dict:
+    out: dict = {}
+    for item in text.split(";"):
+        key, value = item.split("=")
+        if key == "projector":
+            out[key] = None if value == "none" else tuple(w for _ in range(int(value)))
+        else:
+            out[key] = float(value)
+    return out
+
+
+def _block_accuracies(clf, X, y) -> list[float]:
+    return [float(np.mean(clf.classes_[p.argmax(1)] == y)) for p in clf.staged_predict_proba(X)]
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _done(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    with path.open() as f:
+        return {(r["set"], r["seed"], r["config"]) for r in csv.DictReader(f)}
+
+
+def _describe(params: dict) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
+
+
+def study(args) -> None:
+    done = _done(STUDY_CSV)
+    for name in args.sets:
+        dev = SUITE[name]
+        depth, max_iter = dev.depth, args.max_iter or dev.max_iter or 50
+        for seed in args.seeds:
+            X_tr, y_tr, X_va, y_va, _, _ = split(dev, seed)
+            for params in candidates(dev.kind, dev, args.stage):
+                config = _describe(params)
+                if (name, str(seed), config) in done:
+                    continue
+                cls = BackpropClassifier if params.get("method") == "BP" else DeInfoRegClassifier
+                fit_params = {k: v for k, v in params.items() if k not in ("method", "max_iter")}
+                epochs = params.get("max_iter", max_iter)
+                clf = cls(
+                    blocks=dev.blocks(depth),
+                    random_state=seed,
+                    max_iter=epochs,
+                    **dev.params,
+                    **fit_params,
+                )
+                start = time.perf_counter()
+                clf.fit(X_tr, y_tr)
+                seconds = time.perf_counter() - start
+                blocks = _block_accuracies(clf, X_va, y_va)
+                best = (
+                    blocks[int(np.argmax(clf.block_scores_))] if clf.block_scores_ is not None else blocks[-1]
+                )
+                if cls is DeInfoRegClassifier:
+                    clf.inference_ = "adaptive"
+                adaptive = float(clf.score(X_va, y_va))
+                row = {
+                    "set": name,
+                    "kind": dev.kind,
+                    "seed": seed,
+                    "stage": args.stage,
+                    "config": config,
+                    "val_last": blocks[-1],
+                    "val_best": best,
+                    "val_adaptive": adaptive,
+                    "val_blocks": " ".join(f"{a:.4f}" for a in blocks),
+                    "epochs": clf.n_iter_,
+                    "depth": depth,
+                    "max_iter": epochs,
+                    "fit_s": round(seconds, 2),
+                }
+                _append(STUDY_CSV, row)
+                print(row, flush=True)
+
+
+#: BP with DeInfoReg's learning-rate defaults: is the gap the method's, or the schedule's?
+BP_WITH_DEINFOREG_SCHEDULE = {"learning_rate": 3e-3, "final_learning_rate": 0.0}
+
+
+def _estimator(method: str, dev, depth: int, seed: int, max_iter: int | None):
+    cls = DeInfoRegClassifier if method == "DeInfoReg" else BackpropClassifier
+    max_iter = max_iter or dev.max_iter
+    extra = {} if max_iter is None else {"max_iter": max_iter}
+    if method == "BP_cosine":
+        extra.update(BP_WITH_DEINFOREG_SCHEDULE)
+    return cls(blocks=dev.blocks(depth), random_state=seed, **dev.params, **extra)
+
+
+def final(
+    args, path: Path = FINAL_CSV, depths: tuple[int, ...] = (), methods=("BP", "DeInfoReg", "BP_cosine")
+) -> None:
+    done = _done(path)
+    for name in args.sets:
+        dev = SUITE[name]
+        for seed in args.seeds:
+            X_tr, y_tr, _, _, X_te, y_te = split(dev, seed)
+            for depth in depths or (dev.depth,):
+                for method in methods:
+                    config = f"{method} depth={depth}"
+                    if (name, str(seed), config) in done:
+                        continue
+                    clf = _estimator(method, dev, depth, seed, args.max_iter)
+                    start = time.perf_counter()
+                    clf.fit(X_tr, y_tr)
+                    seconds = time.perf_counter() - start
+                    row = {
+                        "set": name,
+                        "kind": dev.kind,
+                        "seed": seed,
+                        "config": config,
+                        "method": method,
+                        "depth": depth,
+                        "test": float(clf.score(X_te, y_te)),
+                        "epochs": clf.n_iter_,
+                        "fit_s": round(seconds, 2),
+                        "resolved": _resolved(clf),
+                    }
+                    _append(path, row)
+                    print(row, flush=True)
+
+
+def _resolved(clf) -> str:
+    if isinstance(clf, BackpropClassifier):
+        return ""
+    return f"projector_={clf.projector_[0]} inference_={clf.inference_} block={clf.inference_block_ + 1}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["study", "final", "depth", "report"])
+    parser.add_argument("--sets", nargs="+", default=list(SUITE))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--stage", choices=["heads", "training", "epochs"], default="heads")
+    parser.add_argument("--depths", nargs="+", type=int, default=[2, 4, 8, 12, 16])
+    parser.add_argument("--max-iter", type=int, default=None, help="epochs (default: the set's budget)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.command == "study":
+        study(args)
+    elif args.command == "final":
+        final(args)
+    elif args.command == "depth":
+        final(args, DEPTH_CSV, tuple(args.depths), methods=("BP", "DeInfoReg"))
+    else:
+        from defaults_report import write_report
+
+        write_report(STUDY_CSV, FINAL_CSV, DEPTH_CSV, RESULTS / "defaults.md")
+
+
+if __name__ == "__main__":
+    main()
