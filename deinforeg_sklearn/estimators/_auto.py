@@ -3,7 +3,8 @@
 ``projector="auto"`` and ``inference="auto"`` stay what ``get_params`` returns (so ``clone`` and
 grid searches see what the user passed); what they stood for in a fit is the fitted
 ``projector_`` and ``inference_``. The rules were chosen on validation scores of a development
-suite of six data sets (docs/results/defaults.md), and are pure functions of what the fit knows.
+suite of 8 networks on 7 data sets (docs/results/defaults.md), and are pure functions of what
+the fit knows.
 """
 
 from __future__ import annotations
