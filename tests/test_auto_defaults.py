@@ -154,6 +154,6 @@ def test_twelve_dense_blocks_are_within_a_point_of_four(digits):
 
 def test_best_breaks_ties_towards_the_deeper_block():
     est = DeInfoRegClassifier(inference="best")
-    assert est._choose_inference_block(3, np.array([1.0, 1.0, 0.5])) == 1
-    assert est._choose_inference_block(3, np.array([0.9, 1.0, 1.0])) == 2
-    assert est._choose_inference_block(3, np.array([1.0, 0.5, 0.5])) == 0
+    assert est._choose_inference_block("best", 3, np.array([1.0, 1.0, 0.5])) == 1
+    assert est._choose_inference_block("best", 3, np.array([0.9, 1.0, 1.0])) == 2
+    assert est._choose_inference_block("best", 3, np.array([1.0, 0.5, 0.5])) == 0

@@ -266,7 +266,7 @@ def test_augmentation_runs_only_in_fit(augment, digits):
     np.testing.assert_array_equal(est.predict_proba(X[:50]), est.predict_proba(X[:50]))
 
 
-def test_callable_augment_is_called(digits):
+def test_callable_augment_is_called_per_image(digits):
     X, y = digits
     calls = []
 
@@ -277,7 +277,8 @@ def test_callable_augment_is_called(digits):
     DeInfoRegClassifier(blocks=[Conv((4,))], input_shape=(1, 8, 8), augment=augment, **FAST).fit(
         X[:100], y[:100]
     )
-    assert calls and all(s[1:] == (1, 8, 8) for s in calls)
+    # one call per image (so a random transform draws per image), never with the batch
+    assert calls and all(s == (1, 8, 8) for s in calls)
 
 
 def test_last_batch_of_one_is_merged(small_data):

@@ -6,8 +6,15 @@ from deinforeg_sklearn import ALClassifier, BackpropClassifier, DeInfoRegClassif
 
 
 def expected_failed_checks(estimator):
-    # Every check passes; a check that cannot pass would be listed here with its reason.
-    return {}
+    # Every other check passes. This one shuffles the weighted rows but not the repeated ones:
+    # minibatch training visits rows in an order that depends on their order in X, so the two
+    # fits see different batches. With rows in the same order, integer weights equal repetition
+    # exactly (tests/test_weights.py enforces that).
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "minibatch order follows row order; weights equal repetition only for rows in the same order"
+        )
+    }
 
 
 @parametrize_with_checks(

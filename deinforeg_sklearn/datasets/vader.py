@@ -2,23 +2,30 @@
 
 VADER movie-review sentences (Hutto & Gilbert, 2014; MIT licence): 10,605 sentences with
 human sentiment scores from -4 to 4. They ship inside the ``vaderSentiment`` source
-distribution on PyPI, which :func:`load_vader_movie_reviews` can fetch with pip into a cache
-directory outside any repository.
+distribution on PyPI, which :func:`load_vader_movie_reviews` can download (urllib, pinned
+sha256) into a cache directory outside any repository.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import subprocess
-import sys
 import tarfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from deinforeg_sklearn.datasets._paths import default_cache
 
-VADER_SDIST = "vadersentiment==3.3.2"
+VADER_ARCHIVE = "vaderSentiment-3.3.2.tar.gz"
+#: The ``vaderSentiment`` 3.3.2 source distribution on PyPI, and its sha256 (from PyPI's index).
+VADER_URL = (
+    "https://files.pythonhosted.org/packages/77/8c/4a48c10a50f750ae565e341e697d74a38075a3e43ff0df6f1ab72e186902/"
+    + VADER_ARCHIVE
+)
+VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 VADER_MEMBER = "movieReviewSnippets_GroundTruth.txt"
 
 
@@ -53,41 +60,72 @@ def load_vader_movie_reviews(
     cache : path, default=None
         Where the extracted file lives (default: :func:`default_cache`).
     download : bool, default=False
-        Fetch the ``vaderSentiment`` sdist from PyPI with pip when the file is missing.
+        Download the ``vaderSentiment`` sdist from PyPI when the file is missing (its sha256
+        is checked; an offline machine gets a ConnectionError that says what to copy where).
     """
     folder = Path(cache) if cache is not None else default_cache()
     target = folder / VADER_MEMBER
     if not target.is_file():
-        if not download:
-            raise FileNotFoundError(
-                f"{target} is missing: call with download=True (or run the benchmark with --fetch) to "
-                f"fetch {VADER_SDIST} from PyPI into {folder}."
-            )
-        _fetch_vader(folder)
+        archive = folder / VADER_ARCHIVE
+        if not archive.is_file():
+            if not download:
+                raise FileNotFoundError(
+                    f"{target} is missing: call with download=True (or run the benchmark with --fetch) "
+                    f"to download {VADER_ARCHIVE} from PyPI into {folder}."
+                )
+            _fetch_vader(folder)
+        _extract_vader(archive, VADER_SHA256)
     return parse_vader_ground_truth(target)
 
 
-def _fetch_vader(folder: Path) -> None:
+def _fetch_vader(folder: Path, url: str = VADER_URL, sha256: str = VADER_SHA256) -> None:
+    """Download the sdist with urllib into ``folder``, checking its sha256.
+
+    urllib rather than pip: it needs no pip, ignores the user's pip configuration, and the
+    pinned hash makes a changed or truncated download an error instead of silently other data.
+    The archive is written under a temporary name and renamed only once its hash matches.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            VADER_SDIST,
-            "-d",
-            str(folder),
-        ],
-        check=True,
-    )
-    sdist = next(folder.glob("vaderSentiment-*.tar.gz"))
-    with tarfile.open(sdist) as outer:
+    partial = folder / (VADER_ARCHIVE + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                digest.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise ConnectionError(
+            f"Could not download {url} ({exc}). Offline? Copy {VADER_ARCHIVE} (sha256 {sha256}) "
+            f"or {VADER_MEMBER} into {folder} by hand, or set DEINFOREG_DATA to a folder that has it."
+        ) from exc
+    if digest.hexdigest() != sha256:
+        partial.unlink(missing_ok=True)
+        raise ValueError(
+            f"{url} has sha256 {digest.hexdigest()}, not the pinned {sha256}: the download is "
+            "corrupt or the file changed; nothing was kept. Try again, or fetch it by hand."
+        )
+    os.replace(partial, folder / VADER_ARCHIVE)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _extract_vader(archive: Path, sha256: str) -> None:
+    """Check the archive's hash, then write the ground-truth file beside it."""
+    if _sha256(archive) != sha256:
+        raise ValueError(
+            f"{archive} has sha256 {_sha256(archive)}, not the pinned {sha256}: delete it and "
+            "download again (download=True)."
+        )
+    with tarfile.open(archive) as outer:
         inner_member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
         inner = outer.extractfile(inner_member)
-        with tarfile.open(fileobj=inner) as archive:
-            member = next(m for m in archive.getmembers() if m.name.endswith(VADER_MEMBER))
-            (folder / VADER_MEMBER).write_bytes(archive.extractfile(member).read())
+        with tarfile.open(fileobj=inner) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith(VADER_MEMBER))
+            (archive.parent / VADER_MEMBER).write_bytes(tar.extractfile(member).read())

@@ -49,8 +49,8 @@ def resolve_projectors(
     return [tuple(projector or ())] * len(encoders)
 
 
-def resolve_inference(inference: str, validation_fraction: float | None) -> str:
-    """``"auto"``: ``"best"`` when the fit holds out a validation split, else ``"last"``."""
+def resolve_inference(inference: str, validation: bool) -> str:
+    """``"auto"``: ``"best"`` when the fit has validation data (a split or ``X_val``), else ``"last"``."""
     if inference != "auto":
         return inference
-    return "best" if validation_fraction else "last"
+    return "best" if validation else "last"

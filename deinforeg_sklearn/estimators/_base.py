@@ -23,12 +23,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _num_features, validate_data
 
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
 from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.inputs import as_token_ids, sample_shape
+from deinforeg_sklearn.data.weights import check_weights
 from deinforeg_sklearn.devices import resolve_devices
 from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
@@ -47,6 +48,17 @@ DEFAULT_BLOCKS: tuple[BlockSpec, ...] = (Dense(128), Dense(128))
 # Frames between a warning in ``_fit`` and the user's call (``_fit`` <- ``_transactional_fit``
 # <- ``fit`` <- sklearn's ``_fit_context`` wrapper <- user), so warnings point at user code.
 _USER_FRAME = 5
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The checked data of one fit: rows, class indices, weights and the user's validation set."""
+
+    X: np.ndarray
+    y_idx: np.ndarray
+    weights: np.ndarray | None
+    X_val: np.ndarray | None
+    y_val_idx: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "tol": [Interval(Real, 0, None, closed="left")],
         "input_shape": [tuple, list, None],
         "augment": [StrOptions({"basic", "strong"}), callable, None],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
         "devices": "no_validation",  # checked against the machine by resolve_devices
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -102,7 +115,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         ``projectors`` holds each block's projector widths (``()``: the identity).
         """
 
-    def _inference_mode(self) -> str:
+    def _inference_mode(self, validation: bool) -> str:
+        """How the inference block is chosen; ``validation``: the fit has validation rows."""
         return "last"
 
     def _backward_mode(self) -> str:
@@ -135,7 +149,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     # ----------------------------------------------------------------- public API
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y) -> BaseDecoupledClassifier:
+    def fit(self, X, y, sample_weight=None, X_val=None, y_val=None) -> BaseDecoupledClassifier:
         """Train the network on (X, y) for up to ``max_iter`` epochs.
 
         Parameters
@@ -145,16 +159,34 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             first block is an ``Embedding``.
         y : array-like of shape (n_samples,)
             Class labels (any hashable values).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row, multiplied by ``class_weight``. Integer weights
+            repeat rows (the fit equals one on ``np.repeat(X, w, axis=0)`` with the same
+            ``random_state``; 0 leaves a row out); other weights draw each epoch's rows with
+            probability proportional to the weight. Validation accuracy is weighted alike.
+        X_val : array-like of shape (n_val, n_features), default=None
+            Validation rows of your own: they replace the split of ``validation_fraction``
+            for early stopping, ``inference="best"``, ``history_`` and ``block_scores_``.
+        y_val : array-like of shape (n_val,), default=None
+            Labels of ``X_val`` (all among y's classes); required with ``X_val``.
 
         Returns
         -------
         self
         """
         incremental = self.warm_start and self.__sklearn_is_fitted__()
-        return self._transactional_fit(X, y, classes=None, incremental=incremental, partial=False)
+        return self._transactional_fit(
+            X,
+            y,
+            classes=None,
+            incremental=incremental,
+            partial=False,
+            sample_weight=sample_weight,
+            validation=(X_val, y_val),
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None) -> BaseDecoupledClassifier:
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> BaseDecoupledClassifier:
         """Train one epoch on (X, y), continuing from the current state.
 
         Parameters
@@ -163,6 +195,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         y : array-like of shape (n_samples,)
         classes : array-like of shape (n_classes,), default=None
             All classes that will ever be seen; required on the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
 
         Returns
         -------
@@ -171,47 +205,68 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         fitted = self.__sklearn_is_fitted__()
         if not fitted and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._transactional_fit(X, y, classes=classes, incremental=fitted, partial=True)
+        return self._transactional_fit(
+            X, y, classes=classes, incremental=fitted, partial=True, sample_weight=sample_weight
+        )
 
     # ----------------------------------------------------------------- fitting
-    def _transactional_fit(self, X, y, classes, incremental: bool, partial: bool):
+    def _transactional_fit(
+        self, X, y, classes, incremental: bool, partial: bool, sample_weight=None, validation=(None, None)
+    ):
         # Work on copies and commit at the end: an error (bad data, NaN loss, Ctrl-C) leaves
         # the estimator unfitted or exactly as it was after its last good fit.
         saved = dict(self.__dict__)
         try:
-            self._fit(X, y, classes, incremental, partial)
+            self._fit(X, y, classes, incremental, partial, sample_weight, validation)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
         return self
 
-    def _check_config(self) -> FitConfig:
+    def _check_config(self, external_validation: bool = False) -> FitConfig:
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
         projector = check_projector(getattr(self, "projector", None))  # AL has no projector
         auto = isinstance(self.devices, str) and self.devices == "auto"
         engine = self._engine_request([] if auto else resolve_devices(self.devices), len(specs), auto)
-        if self._inference_mode() == "best" and not self.validation_fraction:
+        validation = external_validation or bool(self.validation_fraction)
+        if self._inference_mode(validation) == "best" and not validation:
             raise ValueError(
-                'inference="best" chooses a block on the validation split: set '
-                "validation_fraction > 0 (e.g. 0.1)."
+                'inference="best" chooses a block on validation data: set '
+                "validation_fraction > 0 (e.g. 0.1), or pass X_val and y_val to fit."
             )
-        if self.early_stopping and not self.validation_fraction:
-            raise ValueError("early_stopping=True needs validation_fraction > 0 (e.g. 0.1).")
+        if self.early_stopping and not validation:
+            raise ValueError(
+                "early_stopping=True needs validation data: set validation_fraction > 0 (e.g. 0.1), "
+                "or pass X_val and y_val to fit."
+            )
         return FitConfig(specs, engine, projector)
 
-    def _fit(self, X, y, classes, incremental: bool, partial: bool) -> None:
+    def _fit(
+        self, X, y, classes, incremental: bool, partial: bool, sample_weight=None, validation=(None, None)
+    ) -> None:
         """One ``fit`` (``partial=False``: max_iter epochs, validation split, new schedule) or one
         ``partial_fit`` call (one epoch on all rows, the schedule carries on)."""
-        config = self._check_config()
+        X_val, y_val = validation
+        if (X_val is None) != (y_val is None):
+            raise ValueError("Pass X_val and y_val together (or neither, to split off validation_fraction).")
+        config = self._check_config(external_validation=X_val is not None)
         tokens = config.specs[0].accepts == "tokens"
         X, y = self._validate_xy(X, y, reset=not incremental, tokens=tokens)
         shape = sample_shape(X.shape[1], self.input_shape)
-        augment = make_augmenter(self.augment, shape)
+        strong = isinstance(self.augment, str) and self.augment == "strong"
+        augment = make_augmenter(
+            self.augment, shape, (float(X.min()), float(X.max())) if strong else (0.0, 1.0)
+        )
         classes_ = resolve_classes(y, classes, self.classes_ if incremental else None)
+        weights = check_weights(sample_weight, self.class_weight, y, classes_)
+        if X_val is not None:
+            X_val, y_val = self._validate_validation(X_val, y_val, X.shape[1], classes_, tokens)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        plan = self._plan(X, np.searchsorted(classes_, y), shape, augment, seed, partial, config, tokens)
-        loop = FitLoop(self._loop_config())
+        data = FitData(X, np.searchsorted(classes_, y), weights, X_val, y_val)
+        plan = self._plan(data, shape, augment, seed, partial, config, tokens)
+        mode = self._inference_mode(X_val is not None or bool(self.validation_fraction))
+        loop = FitLoop(self._loop_config(mode))
         cuda = sorted({d.index or 0 for d in config.engine.devices if d.type == "cuda"})
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
@@ -233,8 +288,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         self.stage_sizes_, self.input_shape_, self.history_ = stage_sizes, shape, history
         self.block_scores_ = result.scores
         self.n_iter_ = len(history)  # epochs since the model was created (warm starts add up)
-        self.inference_block_ = self._choose_inference_block(network.n_heads, result.scores)
-        self.inference_ = self._inference_mode()
+        self.inference_block_ = self._choose_inference_block(mode, network.n_heads, result.scores)
+        self.inference_ = mode
         if hasattr(self, "projector"):  # AL has no projector
             self.projector_ = projectors
         self._tokens = tokens
@@ -246,11 +301,30 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             raise ValueError(f"Got {X.shape[0]} sample: training needs at least 2 samples (n_samples=1).")
         return (as_token_ids(X) if tokens else X), y
 
-    def _plan(self, X, y_idx, shape, augment: Augment, seed: int, partial: bool, config, tokens) -> FitPlan:
+    def _validate_validation(self, X_val, y_val, n_features: int, classes_: np.ndarray, tokens: bool):
+        """X_val and y_val checked against the training data: same features, known classes."""
+        if _num_features(X_val) != n_features:
+            raise ValueError(
+                f"X_val has {_num_features(X_val)} features but X has {n_features}: "
+                "the validation rows must have the training rows' features."
+            )
+        X_val, y_val = validate_data(
+            self, X_val, y_val, reset=False, dtype=np.float64 if tokens else np.float32
+        )
+        unknown = np.setdiff1d(np.unique(y_val), classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y_val has labels {unknown.tolist()} that are not among y's classes {classes_.tolist()}."
+            )
+        return (as_token_ids(X_val) if tokens else X_val), np.searchsorted(classes_, y_val)
+
+    def _plan(
+        self, data: FitData, shape, augment: Augment, seed: int, partial: bool, config, tokens
+    ) -> FitPlan:
         """The rows, split and batches of this fit (partial_fit: one epoch on every row)."""
         plan, message = make_plan(
-            X,
-            y_idx,
+            data.X,
+            data.y_idx,
             shape,
             validation_fraction=None if partial else self.validation_fraction,
             batch_size=self.batch_size,
@@ -259,6 +333,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             augment=augment,
             seed=seed,
             device=config.engine.devices[0],
+            weights=data.weights,
+            X_val=data.X_val,
+            y_val_idx=data.y_val_idx,
         )
         if message is not None:
             warnings.warn(message, UserWarning, stacklevel=_USER_FRAME + 1)
@@ -292,12 +369,12 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             trainer.precision, trainer.compile = self.precision, self.compile
         return network
 
-    def _loop_config(self) -> LoopConfig:
+    def _loop_config(self, mode: str) -> LoopConfig:
         return LoopConfig(
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
-            follow="best" if self._inference_mode() == "best" else "last",
+            follow="best" if mode == "best" else "last",
             record_gradients=self.record_gradients,
             keep_last_epoch=self.keep_last_epoch,
             verbose=self.verbose,
@@ -318,8 +395,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 stacklevel=_USER_FRAME + 1,
             )
 
-    def _choose_inference_block(self, n_heads: int, scores: np.ndarray | None) -> int:
-        if self._inference_mode() == "best" and scores is not None:
+    def _choose_inference_block(self, mode: str, n_heads: int, scores: np.ndarray | None) -> int:
+        if mode == "best" and scores is not None:
             # Ties go to the deeper block: a small validation split often scores several blocks
             # alike, and the deeper one has seen more of the network's capacity.
             return int(len(scores) - 1 - np.argmax(np.asarray(scores)[::-1]))

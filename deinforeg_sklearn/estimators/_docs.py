@@ -8,6 +8,14 @@ so ``help()`` and the API pages read as if it were written out.
 from __future__ import annotations
 
 SHARED_PARAMETERS: dict[str, str] = {
+    "class_weight": """\
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``fit``'s ``sample_weight``: a dict maps a
+        label of y to its weight (classes not named weigh 1); "balanced" weighs each class by
+        ``n_samples / (n_classes * count)``. Weights act by sampling the rows of each epoch,
+        not by weighting the loss (the local loss and BatchNorm are batch statistics); see
+        ``fit`` and docs/large-data.md.
+""",
     "keep_last_epoch": """\
     keep_last_epoch : bool, default=True
         Keep a copy of the network (weights, buffers, optimiser state) after every epoch so

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.data.inputs import no_mask, to_tensor, token_mask
-from deinforeg_sklearn.data.split import validation_split
+from deinforeg_sklearn.data.weights import weighted_rows
 from deinforeg_sklearn.training.plan import Augment, FitPlan
 
 #: Batch size of ``batch_size="auto"`` (or the number of training samples, if fewer).
@@ -29,6 +29,9 @@ def make_plan(
     augment: Augment,
     seed: int,
     device: torch.device,
+    weights: np.ndarray | None = None,
+    X_val: np.ndarray | None = None,
+    y_val_idx: np.ndarray | None = None,
 ) -> tuple[FitPlan, str | None]:
     """The plan of a fit, and a warning for the user when ``batch_size`` had to shrink.
 
@@ -51,8 +54,24 @@ def make_plan(
         Seeds the split and the batch order.
     device : torch.device
         Where evaluation batches go first.
+    weights : ndarray or None
+        Per-row weights of X (sample and class weights), as :mod:`~deinforeg_sklearn.data.weights`
+        applies them; None: every row once.
+    X_val, y_val_idx : ndarray or None
+        A validation set of the user's: it replaces the split (``validation_fraction`` is
+        ignored) and is appended after X's rows.
     """
-    train_idx, val_idx = validation_split(y_idx, validation_fraction or 0.0, seed)
+    n_train = None
+    if X_val is not None:
+        n_train = len(X)
+        X, y_idx = np.concatenate([X, X_val]), np.concatenate([y_idx, y_val_idx])
+    rows = weighted_rows(y_idx, weights, validation_fraction or 0.0, seed, n_train)
+    train_idx, val_idx = rows.train_idx, rows.val_idx
+    if len(train_idx) < 2:
+        raise ValueError(
+            f"Only {len(train_idx)} training row(s) remain after weighting and the validation split: "
+            "training needs at least 2 (give more rows positive sample_weight, or lower validation_fraction)."
+        )
     size = min(AUTO_BATCH_SIZE, len(train_idx)) if batch_size == "auto" else int(batch_size)
     message = None
     if size > len(train_idx):
@@ -71,5 +90,7 @@ def make_plan(
         augment=augment,
         rng=np.random.default_rng(seed),
         device=device,
+        train_p=rows.train_p,
+        val_weight=rows.val_weight,
     )
     return plan, message

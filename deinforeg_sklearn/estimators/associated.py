@@ -51,6 +51,7 @@ class ALClassifier(BaseDecoupledClassifier):
     tol : float, default=1e-4
     input_shape : tuple of int, default=None
     augment : {"basic", "strong"} or callable, default=None
+    <<class_weight>>
     devices : int, str or torch.device, default=None
         Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
         the CPU (``devices_`` says which).
@@ -94,6 +95,7 @@ class ALClassifier(BaseDecoupledClassifier):
         tol: float = 1e-4,
         input_shape: tuple[int, ...] | None = None,
         augment=None,
+        class_weight=None,
         devices=None,
         random_state=None,
         verbose: int = 0,
@@ -119,6 +121,7 @@ class ALClassifier(BaseDecoupledClassifier):
         self.tol = tol
         self.input_shape = input_shape
         self.augment = augment
+        self.class_weight = class_weight
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose
@@ -132,8 +135,8 @@ class ALClassifier(BaseDecoupledClassifier):
     def _backward_mode(self) -> str:
         return self.backward
 
-    def _check_config(self) -> FitConfig:
-        config = super()._check_config()
+    def _check_config(self, external_validation: bool = False) -> FitConfig:
+        config = super()._check_config(external_validation)
         if config.specs[0].accepts == "tokens":
             raise ValueError(
                 "ALClassifier does not read token ids yet (its label-side code travels with the "

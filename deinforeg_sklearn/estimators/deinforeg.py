@@ -85,9 +85,13 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         Shape of one sample, e.g. (1, 8, 8): flat rows are reshaped to it before the first
         block, so scalers and other transformers can precede the estimator in a Pipeline.
     augment : {"basic", "strong"} or callable, default=None
-        Image augmentation applied to each training batch (never at predict). "basic":
-        random crop with padding + horizontal flip; "strong": basic + colour jitter + random
-        grayscale; a callable (e.g. a torchvision v2 transform) gets the (N, C, H, W) batch.
+        Image augmentation of the training rows (never at predict), drawn per image.
+        "basic": random crop with padding + horizontal flip; "strong": basic + colour jitter
+        + random grayscale (needs torchvision), within the training data's value range, so
+        0-255 or standardised images keep their scale; a callable (e.g. a torchvision v2
+        transform) is applied to each (C, H, W) image; ``deinforeg_sklearn.data.PerBatch(fn)``
+        hands ``fn`` the whole (N, C, H, W) batch when it draws per sample itself.
+    <<class_weight>>
     devices : int, str, torch.device or list of them, default=None
         Where the model trains; None is the CPU. A list makes a pipeline with one stage per
         entry (e.g. ``[0, 1]`` = cuda:0 and cuda:1, ``["cpu", "cpu"]`` = two CPU workers):
@@ -190,6 +194,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         exit_threshold: float = 0.8,
         input_shape: tuple[int, ...] | None = None,
         augment=None,
+        class_weight=None,
         devices=None,
         placement=None,
         engine: str = "auto",
@@ -221,6 +226,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.exit_threshold = exit_threshold
         self.input_shape = input_shape
         self.augment = augment
+        self.class_weight = class_weight
         self.devices = devices
         self.placement = placement
         self.engine = engine
@@ -236,8 +242,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     def _backward_mode(self) -> str:
         return self.backward
 
-    def _inference_mode(self) -> str:
-        return resolve_inference(self.inference, self.validation_fraction)
+    def _inference_mode(self, validation: bool) -> str:
+        return resolve_inference(self.inference, validation)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the inference block's classifier (per sample if adaptive).
@@ -269,7 +275,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
         return EngineRequest.check(devices, n_blocks, self.placement, self.engine, auto)
 
-    def _check_config(self) -> FitConfig:
+    def _check_config(self, external_validation: bool = False) -> FitConfig:
         weights = tuple(self.loss_weights)
         if len(weights) != 3 or any(
             not isinstance(w, (int, float, np.floating, np.integer)) or isinstance(w, bool) or w < 0
@@ -279,7 +285,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
                 "loss_weights must be 3 non-negative numbers (variance, invariance, covariance), "
                 f"got {self.loss_weights!r}."
             )
-        return super()._check_config()
+        return super()._check_config(external_validation)
 
     def _build_network(
         self,

@@ -45,6 +45,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
     tol : float, default=1e-4
     input_shape : tuple of int, default=None
     augment : {"basic", "strong"} or callable, default=None
+    <<class_weight>>
     devices : int, str or torch.device, default=None
         Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
         the CPU (``devices_`` says which).
@@ -88,6 +89,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
         tol: float = 1e-4,
         input_shape: tuple[int, ...] | None = None,
         augment=None,
+        class_weight=None,
         devices=None,
         random_state=None,
         verbose: int = 0,
@@ -113,6 +115,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.tol = tol
         self.input_shape = input_shape
         self.augment = augment
+        self.class_weight = class_weight
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from deinforeg_sklearn.data.batches import epoch_batches
 from deinforeg_sklearn.progress import EpochReporter
 from deinforeg_sklearn.training.evaluate import evaluate_logits
 from deinforeg_sklearn.training.plan import FitPlan
@@ -188,7 +187,7 @@ class FitLoop:
         start = time.perf_counter()
         network.train()
         # each batch as rows of plan.X: no epoch-sized copy, and ranks > 0 need no X at all
-        batches = [plan.train_idx[b] for b in epoch_batches(len(plan.train_idx), plan.batch_size, plan.rng)]
+        batches = plan.epoch_batches()
         busy_before = list(engine.busy_seconds)
         stats = engine.train_epoch(plan.X, plan.y, batches, plan.mask_fn, plan.augment, len(history))
         elapsed = time.perf_counter() - start  # training only, without validation
@@ -211,10 +210,10 @@ class FitLoop:
 
 
 def _validation_scores(network: UnitNetwork, plan: FitPlan) -> np.ndarray:
-    """Accuracy of each head on the validation rows."""
+    """Accuracy of each head on the validation rows (weighted by their sample weights)."""
     logits = evaluate_logits(network, plan.X[plan.val_idx], EVAL_BATCH, plan.device, plan.mask_fn)
     y_val = plan.y[plan.val_idx].numpy()
-    return np.array([np.mean(lg.argmax(1) == y_val) for lg in logits])
+    return np.array([np.average(lg.argmax(1) == y_val, weights=plan.val_weight) for lg in logits])
 
 
 def _unit_rows(stats: list[UnitEpochStats], head_units: list[int], scores: np.ndarray | None) -> list[dict]:

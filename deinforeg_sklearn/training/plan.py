@@ -43,6 +43,12 @@ class FitPlan:
         Draws the batch order of every epoch.
     device : torch.device
         Where validation batches start (the first stage's device).
+    train_p : ndarray or None
+        Non-integer sample weights: each epoch draws ``len(train_idx)`` rows with replacement,
+        entry ``i`` with probability ``train_p[i]`` (see :mod:`deinforeg_sklearn.data.weights`).
+        None: each entry of ``train_idx`` once per epoch, shuffled.
+    val_weight : ndarray or None
+        Weights of the validation rows in the validation accuracy (None: equal).
     """
 
     X: torch.Tensor
@@ -55,6 +61,15 @@ class FitPlan:
     augment: Augment
     rng: np.random.Generator
     device: torch.device
+    train_p: np.ndarray | None = None
+    val_weight: np.ndarray | None = None
+
+    def epoch_batches(self) -> list[np.ndarray]:
+        """Row indices of each batch of the next epoch (draws from ``rng``: every rank alike)."""
+        if self.train_p is None:
+            return [self.train_idx[b] for b in epoch_batches(len(self.train_idx), self.batch_size, self.rng)]
+        drawn = self.rng.choice(self.train_idx, size=len(self.train_idx), p=self.train_p)
+        return [drawn[b] for b in epoch_batches(len(drawn), self.batch_size, None)]
 
     @property
     def n_batches(self) -> int:
