@@ -11,6 +11,8 @@ it is the process's peak resident memory (``ru_maxrss``) minus its resident memo
 the fit (interpreter, torch and the data set are thus left out). Trainable parameters are
 counted too. Results: docs/results/memory_<task>.* (CPU) or memory_<task>_cuda.* (GPU)
 
+Memory against data size (uint8 X read in place, see data_memory.py):
+                            python benchmarks/memory.py --data --sizes-mib 256 1024
 Quick (CI, digits, ~1 min): python benchmarks/memory.py --quick
 CPU (< 10 min):             python benchmarks/memory.py --task vader-lstm
 GPU, paper-like:            python benchmarks/memory.py --task vader-lstm --device cuda:0
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import matplotlib
@@ -34,7 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from experiment import make_estimator, parser, peak_rss_mib, setup
 from paper_numbers import MEMORY_MIB
-from report import grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+from report import child_result, grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
 
 CPU_MEASURE = (
     "CPU: peak resident memory (ru_maxrss) minus the resident memory just before the fit, so the "
@@ -103,7 +104,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256, help="the paper's Table 8 uses 256")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one measurement
+    p.add_argument("--data", action="store_true", help="peak memory against the size of uint8 data")
+    p.add_argument("--sizes-mib", type=int, nargs="+", default=[256, 1024])
     args = p.parse_args()
+    if args.data:
+        import data_memory
+
+        data_memory.run(args.sizes_mib, out_dir(args.quick, args.out))
+        return
     if args.child:
         child(args)
         return
@@ -113,11 +121,7 @@ def main() -> None:
     for method in labels:
         for seed in args.seeds:
             command = [sys.executable, sys.argv[0], *sys.argv[1:], "--child", method, "--seeds", str(seed)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-            if done.returncode != 0 or not lines:
-                raise SystemExit(f"{method} failed:\n{done.stderr[-2000:]}")
-            row = json.loads(lines[-1][len("RESULT ") :])
+            row = child_result(command, method)
             rows.append(row)
             print(row, flush=True)
 

@@ -7,10 +7,12 @@ device, and places the paper's numbers beside ours.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -126,3 +128,15 @@ def grouped(rows: Sequence[dict], *keys: str) -> dict[tuple, list[dict]]:
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     return groups
+
+
+def child_result(command: list[str], what: str) -> dict:
+    """Run one measurement in a fresh process; its last ``RESULT {json}`` line, as a dict.
+
+    A fresh process per measurement keeps one run's peak memory or warm caches out of the next.
+    """
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])

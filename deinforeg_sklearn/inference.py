@@ -14,13 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deinforeg_sklearn.engines.base import MaskFn
+from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 
 
 @torch.no_grad()
 def adaptive_probabilities(
     network: torch.nn.Module,
-    X: torch.Tensor,
+    X: RowSource,
     batch_size: int,
     mask_fn: MaskFn,
     patience: int,
@@ -32,7 +32,8 @@ def adaptive_probabilities(
     try:
         probs, depths = [], []
         for start in range(0, len(X), batch_size):
-            p, d = _adaptive_batch(network, X[start : start + batch_size], mask_fn, patience, threshold)
+            xb = X.batch(slice(start, start + batch_size), torch.device("cpu"))  # moved per block below
+            p, d = _adaptive_batch(network, xb, mask_fn, patience, threshold)
             probs.append(p)
             depths.append(d)
     finally:

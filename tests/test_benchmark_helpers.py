@@ -209,3 +209,16 @@ def test_kept_rows_read_back_typed_and_refuse_a_missing_seed(tmp_path):
     assert [r["seed"] for r in kept_rows(str(path), ["AL"], [64], [1])] == [1]
     with pytest.raises(SystemExit, match=r"no BP rows for \(batch size, seed\) \[\(64, 2\), \(512, 2\)\]"):
         kept_rows(str(path), ["AL"], [64, 512], [0, 1, 2])
+
+
+def test_data_memory_child_reports_growth_against_the_uint8_size(tmp_path):
+    from data_memory import ROW_BYTES, child, write_data
+
+    path = tmp_path / "x.u8"
+    write_data(path, 300)
+    assert path.stat().st_size == 300 * ROW_BYTES
+    row = child("memmap", str(path), 300)
+    assert row["rows"] == 300 and row["storage"] == "memmap"
+    assert row["data_mib_uint8"] == round(300 * ROW_BYTES / 2**20, 1)
+    ratio = row["peak_rss_growth_mib"] / (300 * ROW_BYTES / 2**20)
+    assert row["growth_over_uint8_size"] == pytest.approx(ratio, abs=0.05)

@@ -1,12 +1,15 @@
-"""Checking X and turning it into the tensors the blocks read."""
+"""Checking X and turning it into the batches the blocks read."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from deinforeg_sklearn.data.dataset import DatasetInput, DatasetRows
 
 #: The padding mask of a batch (token input), or None: ``token_mask`` or ``no_mask``.
 MaskFn = Callable[[torch.Tensor], torch.Tensor | None]
@@ -37,9 +40,90 @@ def as_token_ids(X: np.ndarray) -> np.ndarray:
     return X.astype(np.int64)
 
 
-def to_tensor(X: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    """A C-contiguous CPU tensor of rows reshaped to ``shape`` (a copy: X may be read-only)."""
-    return torch.from_numpy(np.array(X, copy=True, order="C").reshape((len(X), *shape)))
+#: dtypes X keeps as given (no copy); anything else (bool, uint16, object...) becomes float32.
+KEPT_DTYPES = [np.float32, np.float64, np.float16, np.uint8, np.int8, np.int16, np.int32, np.int64]
+
+
+class Rows:
+    """The rows of X as the blocks read them, converted one batch at a time.
+
+    Why: X may be uint8 images or a memory map larger than RAM, and one float32 copy of it
+    would be 4x its size. ``Rows`` keeps X as given (a view of the caller's array, not a copy)
+    and turns each batch into float32, times ``scale``, on the device it goes to: the batch
+    travels in X's own dtype (uint8: a quarter of the bytes) and is converted there.
+
+    Token ids (int64) are handed over unchanged.
+
+    Parameters
+    ----------
+    data : tensor of shape (n_rows, *sample_shape)
+        The rows, in X's dtype.
+    scale : float or None
+        Multiplies every converted batch (e.g. 1/255 for 0-255 images); None: no scaling.
+    tokens : bool
+        The rows are token ids: no conversion and no scaling.
+    """
+
+    def __init__(self, data: torch.Tensor, scale: float | None = None, tokens: bool = False) -> None:
+        self.data, self.scale, self.tokens = data, scale, tokens
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the batches (float32, or int64 for token ids), not of the stored rows."""
+        return self.data.dtype if self.tokens else torch.float32
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def storage_dtype(self) -> torch.dtype:
+        """The dtype the rows are stored in (X's own)."""
+        return self.data.dtype
+
+    def expect(self, batches: object) -> None:
+        """Rows in memory need no read-ahead (see ``DatasetRows.expect``)."""
+
+    def take(self, index: np.ndarray) -> Rows:
+        """The rows at ``index`` (a copy of those rows only, in the stored dtype)."""
+        return Rows(self.data[torch.from_numpy(np.asarray(index))], self.scale, self.tokens)
+
+    def batch(self, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
+        """Rows ``index`` on ``device``, as the first block reads them."""
+        key = index if isinstance(index, slice) else torch.from_numpy(np.asarray(index))
+        xb = self.data[key].to(device, non_blocking=True)
+        if self.tokens:
+            return xb
+        xb = xb.to(torch.float32)
+        return xb * self.scale if self.scale is not None else xb
+
+
+#: The rows of a fit: an array read in place, or a Dataset read per batch (same interface).
+RowSource = Rows | DatasetRows
+
+
+def to_rows(
+    X: np.ndarray,
+    shape: tuple[int, ...],
+    scale: float | None = None,
+    tokens: bool = False,
+    num_workers: int = 0,
+) -> RowSource:
+    """``Rows`` over X reshaped to ``shape``: a view of X whenever X is C-contiguous.
+
+    X may be read-only (a memory map opened with ``mode="r"``): the rows are only ever read.
+    A checked Dataset (``DatasetInput``) becomes its ``DatasetRows``.
+    """
+    if isinstance(X, DatasetInput):
+        return X.rows(shape, scale, tokens, num_workers)
+    X = np.ascontiguousarray(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+        data = torch.from_numpy(X.reshape((len(X), *shape)))
+    return Rows(data, scale, tokens)
 
 
 def token_mask(x: torch.Tensor) -> torch.Tensor:

@@ -109,9 +109,7 @@ class WeightedRows:
     val_weight: np.ndarray | None
 
 
-def weighted_rows(
-    y: np.ndarray, weights: np.ndarray | None, fraction: float, seed: int, n_train: int | None = None
-) -> WeightedRows:
+def weighted_rows(y: np.ndarray, weights: np.ndarray | None, fraction: float, seed: int) -> WeightedRows:
     """Split rows into training and validation rows and say how each epoch visits them.
 
     Parameters
@@ -119,36 +117,23 @@ def weighted_rows(
     y : ndarray
         Labels (class indices) of every row that can train or validate.
     weights : ndarray or None
-        Per-row weights of the first ``n_train`` rows (None: all 1).
+        Per-row weights (None: all 1).
     fraction : float
-        Share held out for validation (0: none), as ``validation_fraction``.
+        Share held out for validation (0: none, e.g. when the user passed ``X_val``).
     seed : int
         Seeds the split.
-    n_train : int or None
-        With a separate validation set, the rows from ``n_train`` on are its rows and nothing
-        is split off; None: every row is a training row and ``fraction`` splits.
     """
-    n = len(y) if n_train is None else n_train
-    external = None if n_train is None else np.arange(n_train, len(y))
     if weights is None:
-        if external is not None:
-            return WeightedRows(np.arange(n), None, external, None)
         train, val = validation_split(y, fraction, seed)
         return WeightedRows(train, None, val, None)
     if np.all(weights == np.round(weights)):
         # Repetition by index: the fit sees the rows of np.repeat(X, weights) in the same order.
-        rows = np.repeat(np.arange(n), weights.astype(np.int64))
-        if external is not None:
-            return WeightedRows(rows, None, external, None)
+        rows = np.repeat(np.arange(len(y)), weights.astype(np.int64))
         train, val = validation_split(y[rows], fraction, seed)
         return WeightedRows(rows[train], None, None if val is None else rows[val], None)
     rows = np.flatnonzero(weights > 0)
-    if external is not None:
-        train, val, val_weight = rows, external, None
-    else:
-        train_pos, val_pos = validation_split(y[rows], fraction, seed)
-        train = rows[train_pos]
-        val = None if val_pos is None else rows[val_pos]
-        val_weight = None if val is None else weights[val]
+    train_pos, val_pos = validation_split(y[rows], fraction, seed)
+    train = rows[train_pos]
+    val = None if val_pos is None else rows[val_pos]
     p = weights[train] / weights[train].sum()
-    return WeightedRows(train, p, val, val_weight)
+    return WeightedRows(train, p, val, None if val is None else weights[val])

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from deinforeg_sklearn.data.inputs import MaskFn
+from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 from deinforeg_sklearn.training.plan import Augment
 from deinforeg_sklearn.training.protocols import Activation
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
@@ -58,6 +58,11 @@ class Engine:
     quiet : bool
         This process is a helper rank whose caller reports progress (the fit loop stays silent).
     """
+
+    @property
+    def writes_checkpoints(self) -> bool:
+        """Whether this process writes the fit's checkpoint (one process of a pipeline does)."""
+        return not self.quiet
 
     def __init__(
         self, trainers: Sequence[StepTrainer], stages: list[list[int]], cpu_threads: int | None = None
@@ -118,7 +123,7 @@ class Engine:
 
     def train_epoch(
         self,
-        X: torch.Tensor,
+        X: RowSource,
         y: torch.Tensor,
         batches: Sequence[np.ndarray],
         mask_fn: MaskFn,
@@ -157,7 +162,7 @@ class Engine:
 
 
 def prepare_batch(
-    X: torch.Tensor,
+    X: RowSource,
     y: torch.Tensor,
     index: np.ndarray,
     device: torch.device,
@@ -165,9 +170,8 @@ def prepare_batch(
     augment: Augment,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Rows ``index`` of (X, y) on ``device``, with the padding mask and augmentation applied."""
-    idx = torch.from_numpy(index)
-    xb = X[idx].to(device, non_blocking=True)
-    yb = y[idx].to(device, non_blocking=True)
+    xb = X.batch(index, device)  # float32 on the device, converted from X's dtype there
+    yb = y[torch.from_numpy(index)].to(device, non_blocking=True)
     mask = mask_fn(xb)
     if augment is not None:
         xb = augment(xb)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, step_units
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, RowSource, prepare_batch, step_units
 from deinforeg_sklearn.engines.launch import SpawnedRanks, dist_timeout
 from deinforeg_sklearn.engines.placement import place_units
 from deinforeg_sklearn.training.protocols import UnitNetwork
@@ -125,6 +125,12 @@ class ProcessEngine(Engine):
     def rank(self) -> int:
         return dist.get_rank()
 
+    @property
+    def writes_checkpoints(self) -> bool:
+        # Under torchrun every rank is a caller (none is quiet); rank 0 alone writes, and after
+        # each epoch's sync its network holds every stage's state.
+        return not self.quiet and self.rank == 0
+
     def _acquire(self) -> None:
         if self.launcher is not None:
             self._group = self.launcher()
@@ -199,7 +205,7 @@ class ProcessEngine(Engine):
 
     def train_epoch(
         self,
-        X: torch.Tensor,
+        X: RowSource,
         y: torch.Tensor,
         batches: Sequence[np.ndarray],
         mask_fn: MaskFn,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, prepare_batch, step_units
+from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, RowSource, prepare_batch, step_units
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import StepTrainer
 
@@ -26,7 +26,7 @@ class SequentialEngine(Engine):
 
     def train_epoch(
         self,
-        X: torch.Tensor,
+        X: RowSource,
         y: torch.Tensor,
         batches: Sequence[np.ndarray],
         mask_fn: MaskFn,

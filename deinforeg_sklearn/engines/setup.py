@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from deinforeg_sklearn.data.inputs import Rows
 from deinforeg_sklearn.engines.base import Engine, prepare_batch
 from deinforeg_sklearn.engines.choice import (
     auto_devices,
@@ -225,9 +226,9 @@ def helper_plan(plan: FitPlan) -> FitPlan:
     validation pass to rank 0, so X and y shrink to empty tensors of the same shapes (fresh
     ones: ``torch.save`` of a slice would write the whole storage behind it).
     """
-    X = torch.empty((0, *plan.X.shape[1:]), dtype=plan.X.dtype)
+    X = Rows(torch.empty((0, *plan.X.shape[1:]), dtype=plan.X.storage_dtype), plan.X.scale, plan.X.tokens)
     y = torch.empty((0,), dtype=plan.y.dtype)
-    return dataclasses.replace(plan, X=X, y=y, augment=None)
+    return dataclasses.replace(plan, X=X, y=y, augment=None, X_val=None, y_val=None)
 
 
 def run_stage_process(rank: int, payload: tuple) -> None:

@@ -10,6 +10,8 @@ commits the fitted state only when a fit finishes, so a failed fit leaves the pr
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -22,21 +24,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _num_features, validate_data
 
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
 from deinforeg_sklearn.data.augment import make_augmenter
-from deinforeg_sklearn.data.inputs import as_token_ids, sample_shape
 from deinforeg_sklearn.data.weights import check_weights
 from deinforeg_sklearn.devices import resolve_devices
 from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
+from deinforeg_sklearn.estimators._checkpoint import checkpointer_for
 from deinforeg_sklearn.estimators._checks import resolve_classes
+from deinforeg_sklearn.estimators._inputs import input_sample_shape, training_input, validation_input
 from deinforeg_sklearn.estimators._persistence import PersistenceMixin
 from deinforeg_sklearn.estimators._plan import make_plan
 from deinforeg_sklearn.estimators._prediction import PredictionMixin
+from deinforeg_sklearn.training.checkpoint import EpochSaver, restore_random_states
 from deinforeg_sklearn.training.loop import FitLoop, LoopConfig, LoopResult
 from deinforeg_sklearn.training.plan import Augment, FitPlan
 from deinforeg_sklearn.training.protocols import UnitNetwork
@@ -90,6 +92,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "input_shape": [tuple, list, None],
         "augment": [StrOptions({"basic", "strong"}), callable, None],
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "input_scale": [Interval(Real, 0, None, closed="neither"), None],
+        "checkpoint": [str, os.PathLike, None],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "devices": "no_validation",  # checked against the machine by resolve_devices
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -149,16 +154,19 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
     # ----------------------------------------------------------------- public API
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, X_val=None, y_val=None) -> BaseDecoupledClassifier:
+    def fit(self, X, y=None, sample_weight=None, X_val=None, y_val=None) -> BaseDecoupledClassifier:
         """Train the network on (X, y) for up to ``max_iter`` epochs.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or torch Dataset
             Rows of features (reshaped to ``input_shape`` when given), or token ids when the
-            first block is an ``Embedding``.
-        y : array-like of shape (n_samples,)
-            Class labels (any hashable values).
+            first block is an ``Embedding``. Any real or integer dtype and ``np.memmap`` are
+            read in place (see ``input_scale``). A map-style ``torch.utils.data.Dataset``
+            whose items are ``(sample, label)`` is read once for its labels, then per batch
+            (``num_workers``); its samples' shape is the ``input_shape`` unless one is given.
+        y : array-like of shape (n_samples,), default=None
+            Class labels (any hashable values); None when X is a Dataset.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row, multiplied by ``class_weight``. Integer weights
             repeat rows (the fit equals one on ``np.repeat(X, w, axis=0)`` with the same
@@ -168,7 +176,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             Validation rows of your own: they replace the split of ``validation_fraction``
             for early stopping, ``inference="best"``, ``history_`` and ``block_scores_``.
         y_val : array-like of shape (n_val,), default=None
-            Labels of ``X_val`` (all among y's classes); required with ``X_val``.
+            Labels of ``X_val`` (all among y's classes); required with an array ``X_val``,
+            None with a Dataset ``X_val``.
 
         Returns
         -------
@@ -186,7 +195,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None) -> BaseDecoupledClassifier:
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None) -> BaseDecoupledClassifier:
         """Train one epoch on (X, y), continuing from the current state.
 
         Parameters
@@ -248,40 +257,55 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         """One ``fit`` (``partial=False``: max_iter epochs, validation split, new schedule) or one
         ``partial_fit`` call (one epoch on all rows, the schedule carries on)."""
         X_val, y_val = validation
-        if (X_val is None) != (y_val is None):
+        if X_val is None and y_val is not None:
             raise ValueError("Pass X_val and y_val together (or neither, to split off validation_fraction).")
         config = self._check_config(external_validation=X_val is not None)
         tokens = config.specs[0].accepts == "tokens"
-        X, y = self._validate_xy(X, y, reset=not incremental, tokens=tokens)
-        shape = sample_shape(X.shape[1], self.input_shape)
-        strong = isinstance(self.augment, str) and self.augment == "strong"
-        augment = make_augmenter(
-            self.augment, shape, (float(X.min()), float(X.max())) if strong else (0.0, 1.0)
-        )
+        X, y = training_input(self, X, y, reset=not incremental, tokens=tokens)
+        shape = input_sample_shape(X, self.input_shape)
+        augment = make_augmenter(self.augment, shape, self._value_range(X))
         classes_ = resolve_classes(y, classes, self.classes_ if incremental else None)
         weights = check_weights(sample_weight, self.class_weight, y, classes_)
         if X_val is not None:
-            X_val, y_val = self._validate_validation(X_val, y_val, X.shape[1], classes_, tokens)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            X_val, y_val = validation_input(self, X_val, y_val, X.shape[1], classes_, tokens)
+        start_epoch = len(self.history_) if incremental else 0
+        checkpointer = (
+            None if partial else checkpointer_for(self, X, classes_, start_epoch, weights is not None)
+        )
+        progress, seed = checkpointer.load() if checkpointer is not None else (None, None)
+        if seed is None:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         data = FitData(X, np.searchsorted(classes_, y), weights, X_val, y_val)
         plan = self._plan(data, shape, augment, seed, partial, config, tokens)
         mode = self._inference_mode(X_val is not None or bool(self.validation_fraction))
-        loop = FitLoop(self._loop_config(mode))
         cuda = sorted({d.index or 0 for d in config.engine.devices if d.type == "cuda"})
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            if incremental:
+            if progress is not None:  # resume: the checkpoint's network, history and generators
+                network, history = progress.network, progress.history
+                projectors = progress.extra.get("projectors")
+                plan.rng.bit_generator.state = progress.numpy_rng
+                plan = dataclasses.replace(plan, epochs=plan.epochs - (len(history) - start_epoch))
+                restore_random_states(progress)
+            elif incremental:
                 network = self._continued_network(plan, partial)
                 projectors = getattr(self, "projector_", None)  # AL has none
+                history = list(self.history_)
             else:
                 max_token = int(X.max()) if tokens else None
                 network, projectors = self._new_network(
                     config, shape, len(classes_), max_token, plan.n_batches
                 )
-            history = list(self.history_) if incremental else []
+                history = []
+            saver = None
+            if checkpointer is not None:
+                saver = EpochSaver(checkpointer, seed, bool(cuda), {"projectors": projectors})
+            loop = FitLoop(self._loop_config(mode, saver is not None), saver, progress)
             with start_engine(config.engine, network, plan, history, loop) as engine:
                 result = loop.run(network, engine, plan, history)
                 stage_sizes, stage_devices = engine.stage_sizes, list(engine.devices)
+        if saver is not None and result.interrupted_after is None:
+            saver.finish()  # the next fit starts over; after Ctrl-C it resumes instead
         self._warn_about(result)
         self.classes_, self.network_, self.device_ = classes_, network, stage_devices[0]
         self.devices_ = stage_devices
@@ -292,31 +316,14 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         self.inference_ = mode
         if hasattr(self, "projector"):  # AL has no projector
             self.projector_ = projectors
-        self._tokens = tokens
+        self._tokens, self._input_scale = tokens, self.input_scale
 
-    def _validate_xy(self, X, y, reset: bool, tokens: bool):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64 if tokens else np.float32)
-        check_classification_targets(y)
-        if X.shape[0] < 2:
-            raise ValueError(f"Got {X.shape[0]} sample: training needs at least 2 samples (n_samples=1).")
-        return (as_token_ids(X) if tokens else X), y
-
-    def _validate_validation(self, X_val, y_val, n_features: int, classes_: np.ndarray, tokens: bool):
-        """X_val and y_val checked against the training data: same features, known classes."""
-        if _num_features(X_val) != n_features:
-            raise ValueError(
-                f"X_val has {_num_features(X_val)} features but X has {n_features}: "
-                "the validation rows must have the training rows' features."
-            )
-        X_val, y_val = validate_data(
-            self, X_val, y_val, reset=False, dtype=np.float64 if tokens else np.float32
-        )
-        unknown = np.setdiff1d(np.unique(y_val), classes_)
-        if len(unknown):
-            raise ValueError(
-                f"y_val has labels {unknown.tolist()} that are not among y's classes {classes_.tolist()}."
-            )
-        return (as_token_ids(X_val) if tokens else X_val), np.searchsorted(classes_, y_val)
+    def _value_range(self, X: np.ndarray) -> tuple[float, float]:
+        """The smallest and largest input value the blocks see ("strong" jitters within it)."""
+        if not (isinstance(self.augment, str) and self.augment == "strong"):
+            return (0.0, 1.0)  # unused: only "strong" reads the range, and this skips a pass over X
+        scale = 1.0 if self.input_scale is None else float(self.input_scale)
+        return float(X.min()) * scale, float(X.max()) * scale
 
     def _plan(
         self, data: FitData, shape, augment: Augment, seed: int, partial: bool, config, tokens
@@ -336,6 +343,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             weights=data.weights,
             X_val=data.X_val,
             y_val_idx=data.y_val_idx,
+            input_scale=self.input_scale,
+            num_workers=self.num_workers,
         )
         if message is not None:
             warnings.warn(message, UserWarning, stacklevel=_USER_FRAME + 1)
@@ -369,7 +378,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             trainer.precision, trainer.compile = self.precision, self.compile
         return network
 
-    def _loop_config(self, mode: str) -> LoopConfig:
+    def _loop_config(self, mode: str, checkpoint: bool = False) -> LoopConfig:
         return LoopConfig(
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
@@ -378,6 +387,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             record_gradients=self.record_gradients,
             keep_last_epoch=self.keep_last_epoch,
             verbose=self.verbose,
+            checkpoint=checkpoint,
         )
 
     def _warn_about(self, result: LoopResult) -> None:

@@ -8,6 +8,28 @@ so ``help()`` and the API pages read as if it were written out.
 from __future__ import annotations
 
 SHARED_PARAMETERS: dict[str, str] = {
+    "num_workers": """\
+    num_workers : int, default=0
+        For ``torch.utils.data.Dataset`` input (``fit(dataset)``, items ``(x, y)``): the
+        DataLoader processes that load the next batches ahead (0: load in this process).
+        Ignored for arrays.
+""",
+    "checkpoint": """\
+    checkpoint : str, path or None, default=None
+        A folder where ``fit`` writes its full training state after every epoch (network,
+        optimiser, schedule position, random states, history, early stopping), atomically,
+        in torch's format. A ``fit`` whose folder holds an unfinished fit of the same
+        parameters and data shape resumes it after its last completed epoch and ends where
+        the uninterrupted fit would; one of another configuration is an error that says how
+        to start over. A finished fit's checkpoint is overwritten. ``partial_fit`` ignores
+        it. Load only checkpoints you wrote (they are pickles). See docs/user-guide/large-data.md.
+""",
+    "input_scale": """\
+    input_scale : float or None, default=None
+        Multiplies every batch once it is float32, e.g. ``1/255`` for 0-255 images. X is read
+        in its own dtype (uint8, int, float16/32/64; ``np.memmap`` too) without a float copy
+        of the whole array: each batch is converted on its device, and predict scales alike.
+""",
     "class_weight": """\
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplied into ``fit``'s ``sample_weight``: a dict maps a

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deinforeg_sklearn.data.inputs import no_mask, to_tensor, token_mask
+from deinforeg_sklearn.data.inputs import no_mask, to_rows, token_mask
 from deinforeg_sklearn.data.weights import weighted_rows
 from deinforeg_sklearn.training.plan import Augment, FitPlan
 
@@ -32,13 +32,16 @@ def make_plan(
     weights: np.ndarray | None = None,
     X_val: np.ndarray | None = None,
     y_val_idx: np.ndarray | None = None,
+    input_scale: float | None = None,
+    num_workers: int = 0,
 ) -> tuple[FitPlan, str | None]:
     """The plan of a fit, and a warning for the user when ``batch_size`` had to shrink.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Checked rows (token ids as int64 when ``tokens``).
+        Checked rows in any dtype of ``KEPT_DTYPES`` (token ids as int64 when ``tokens``); the
+        plan reads them in place, batch by batch.
     y_idx : ndarray of shape (n_samples,)
         Class indices into ``classes_``.
     shape : tuple of int
@@ -59,13 +62,14 @@ def make_plan(
         applies them; None: every row once.
     X_val, y_val_idx : ndarray or None
         A validation set of the user's: it replaces the split (``validation_fraction`` is
-        ignored) and is appended after X's rows.
+        ignored).
+    input_scale : float or None
+        Multiplies every batch once it is float32 (e.g. 1/255).
+    num_workers : int
+        DataLoader processes that load a Dataset's batches ahead (Dataset input only).
     """
-    n_train = None
-    if X_val is not None:
-        n_train = len(X)
-        X, y_idx = np.concatenate([X, X_val]), np.concatenate([y_idx, y_val_idx])
-    rows = weighted_rows(y_idx, weights, validation_fraction or 0.0, seed, n_train)
+    fraction = 0.0 if X_val is not None else validation_fraction or 0.0
+    rows = weighted_rows(y_idx, weights, fraction, seed)
     train_idx, val_idx = rows.train_idx, rows.val_idx
     if len(train_idx) < 2:
         raise ValueError(
@@ -80,7 +84,7 @@ def make_plan(
         )
         size = len(train_idx)
     plan = FitPlan(
-        X=to_tensor(X, shape),
+        X=to_rows(X, shape, input_scale, tokens, num_workers),
         y=torch.from_numpy(y_idx.astype(np.int64)),
         train_idx=train_idx,
         val_idx=val_idx,
@@ -92,5 +96,7 @@ def make_plan(
         device=device,
         train_p=rows.train_p,
         val_weight=rows.val_weight,
+        X_val=None if X_val is None else to_rows(X_val, shape, input_scale, tokens, num_workers),
+        y_val=None if y_val_idx is None else torch.from_numpy(y_val_idx.astype(np.int64)),
     )
     return plan, message

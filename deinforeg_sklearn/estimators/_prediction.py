@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import torch
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from deinforeg_sklearn.data.inputs import as_token_ids, no_mask, to_tensor, token_mask
+from deinforeg_sklearn.data.inputs import RowSource, no_mask, to_rows, token_mask
+from deinforeg_sklearn.estimators._inputs import prediction_input
 from deinforeg_sklearn.training.evaluate import evaluate_logits
 
 #: Rows per batch at prediction.
@@ -49,13 +49,13 @@ class PredictionMixin:
         for logits in self._logits(X, last=None):
             yield _softmax(logits)
 
-    def _prediction_input(self, X) -> tuple[torch.Tensor, Callable]:
-        """Checked rows of X as a tensor of the training sample shape, and the mask function."""
+    def _prediction_input(self, X) -> tuple[RowSource, Callable]:
+        """Checked rows of X in the training sample shape (read in place), and the mask function."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64 if self._tokens else np.float32)
-        if self._tokens:
-            X = as_token_ids(X)
-        return to_tensor(X, self.input_shape_), token_mask if self._tokens else no_mask
+        X = prediction_input(self, X, self._tokens)
+        scale = getattr(self, "_input_scale", None)  # absent from models saved before it existed
+        rows = to_rows(X, self.input_shape_, scale, self._tokens, getattr(self, "num_workers", 0))
+        return rows, token_mask if self._tokens else no_mask
 
     def _logits(self, X, last: int | None) -> list[np.ndarray]:
         X_t, mask_fn = self._prediction_input(X)

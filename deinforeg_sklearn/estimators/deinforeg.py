@@ -91,7 +91,10 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         0-255 or standardised images keep their scale; a callable (e.g. a torchvision v2
         transform) is applied to each (C, H, W) image; ``deinforeg_sklearn.data.PerBatch(fn)``
         hands ``fn`` the whole (N, C, H, W) batch when it draws per sample itself.
+    <<input_scale>>
     <<class_weight>>
+    <<checkpoint>>
+    <<num_workers>>
     devices : int, str, torch.device or list of them, default=None
         Where the model trains; None is the CPU. A list makes a pipeline with one stage per
         entry (e.g. ``[0, 1]`` = cuda:0 and cuda:1, ``["cpu", "cpu"]`` = two CPU workers):
@@ -195,6 +198,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         input_shape: tuple[int, ...] | None = None,
         augment=None,
         class_weight=None,
+        input_scale=None,
+        checkpoint=None,
+        num_workers=0,
         devices=None,
         placement=None,
         engine: str = "auto",
@@ -227,6 +233,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.input_shape = input_shape
         self.augment = augment
         self.class_weight = class_weight
+        self.input_scale = input_scale
+        self.checkpoint = checkpoint
+        self.num_workers = num_workers
         self.devices = devices
         self.placement = placement
         self.engine = engine

@@ -45,7 +45,10 @@ class SCPLClassifier(BaseDecoupledClassifier):
     tol : float, default=1e-4
     input_shape : tuple of int, default=None
     augment : {"basic", "strong"} or callable, default=None
+    <<input_scale>>
     <<class_weight>>
+    <<checkpoint>>
+    <<num_workers>>
     devices : int, str or torch.device, default=None
         Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
         the CPU (``devices_`` says which).
@@ -90,6 +93,9 @@ class SCPLClassifier(BaseDecoupledClassifier):
         input_shape: tuple[int, ...] | None = None,
         augment=None,
         class_weight=None,
+        input_scale=None,
+        checkpoint=None,
+        num_workers=0,
         devices=None,
         random_state=None,
         verbose: int = 0,
@@ -116,6 +122,9 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.input_shape = input_shape
         self.augment = augment
         self.class_weight = class_weight
+        self.input_scale = input_scale
+        self.checkpoint = checkpoint
+        self.num_workers = num_workers
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deinforeg_sklearn.data.inputs import MaskFn
+from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 from deinforeg_sklearn.training.protocols import UnitNetwork
 
 
 @torch.no_grad()
 def evaluate_logits(
     network: UnitNetwork,
-    X: torch.Tensor,
+    X: RowSource,
     batch_size: int,
     device: torch.device,
     mask_fn: MaskFn,
@@ -28,7 +28,7 @@ def evaluate_logits(
     try:
         outs: list[list[torch.Tensor]] = []
         for start in range(0, len(X), batch_size):
-            xb = X[start : start + batch_size].to(device, non_blocking=True)
+            xb = X.batch(slice(start, start + batch_size), device)
             logits = network.head_logits(xb, mask_fn(xb), last=last)
             outs.append([t.float().cpu() for t in logits])
     finally:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from deinforeg_sklearn.progress import EpochReporter
+from deinforeg_sklearn.training.checkpoint import EpochSaver, Progress
 from deinforeg_sklearn.training.evaluate import evaluate_logits
 from deinforeg_sklearn.training.plan import FitPlan
 from deinforeg_sklearn.training.protocols import UnitNetwork
@@ -56,6 +57,9 @@ class LoopConfig:
         state per epoch even without validation. False: Ctrl-C rolls the whole fit back.
     verbose : int
         As the estimator's ``verbose``.
+    checkpoint : bool
+        A checkpoint is written after every epoch: every rank syncs its stage's state to rank
+        0 after each epoch (a decision all ranks must share, so it lives here).
     """
 
     early_stopping: bool = False
@@ -65,6 +69,7 @@ class LoopConfig:
     record_gradients: bool = False
     keep_last_epoch: bool = True
     verbose: int = 0
+    checkpoint: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,18 @@ class FitLoop:
     Parameters
     ----------
     config : LoopConfig
+    saver : EpochSaver or None
+        Writes the checkpoint after every epoch (rank 0 only).
+    resume : Progress or None
+        A checkpoint's state to continue from: early stopping's counters and best epoch, and
+        the last scores. The network, history and generators are already restored by the
+        caller, and ``plan.epochs`` counts only the epochs left.
     """
 
-    def __init__(self, config: LoopConfig) -> None:
-        self.config = config
+    def __init__(
+        self, config: LoopConfig, saver: EpochSaver | None = None, resume: Progress | None = None
+    ) -> None:
+        self.config, self.saver, self.resume = config, saver, resume
 
     def __call__(
         self, network: UnitNetwork, engine: Engine, plan: FitPlan, history: list[dict]
@@ -139,14 +152,24 @@ class FitLoop:
         best = _BestEpoch(self.config)
         last_good: Snapshot | None = None
         stopped, scores = False, None
+        if self.resume is not None:
+            best.score, best.stale, best.snapshot = (
+                self.resume.best_score,
+                self.resume.stale,
+                self.resume.best,
+            )
+            stopped, scores = self.resume.stopped, self.resume.scores
         try:
-            for _ in range(plan.epochs):
+            for _ in range(0 if stopped else plan.epochs):
                 record, scores = self._epoch(network, engine, plan, history, reporter)
                 history.append(record)
                 reporter.end(record)
                 if self.config.keep_last_epoch and not engine.quiet:
                     last_good = Snapshot.take(network, len(history), scores)
-                if best.update(network, len(history), scores):
+                stop = best.update(network, len(history), scores)
+                if self.saver is not None and engine.writes_checkpoints:
+                    self.saver(_progress(network, history, plan, best, scores, stop))
+                if stop:
                     stopped = True
                     break
         except KeyboardInterrupt:
@@ -188,14 +211,15 @@ class FitLoop:
         network.train()
         # each batch as rows of plan.X: no epoch-sized copy, and ranks > 0 need no X at all
         batches = plan.epoch_batches()
+        plan.X.expect(batches)  # Dataset input: DataLoader workers start loading them
         busy_before = list(engine.busy_seconds)
         stats = engine.train_epoch(plan.X, plan.y, batches, plan.mask_fn, plan.augment, len(history))
         elapsed = time.perf_counter() - start  # training only, without validation
-        snapshot = self.config.keep_last_epoch and not engine.in_process
-        if plan.val_idx is not None or self.config.record_gradients or snapshot:
+        snapshot = (self.config.keep_last_epoch or self.config.checkpoint) and not engine.in_process
+        if plan.validates or self.config.record_gradients or snapshot:
             engine.sync()
         scores = None
-        if plan.val_idx is not None:
+        if plan.validates:
             scores = engine.validation_scores(lambda: _validation_scores(network, plan))
         record = {
             "epoch": len(history) + 1,
@@ -209,11 +233,28 @@ class FitLoop:
         return record, scores
 
 
+def _progress(
+    network: UnitNetwork, history: list[dict], plan: FitPlan, best: _BestEpoch, scores, stop: bool
+) -> Progress:
+    """The state a checkpoint keeps after this epoch (random states are added by the saver)."""
+    return Progress(
+        network=network,
+        history=history,
+        numpy_rng=plan.rng.bit_generator.state,
+        torch_rng=None,
+        best_score=best.score,
+        stale=best.stale,
+        best=best.snapshot,
+        scores=scores,
+        stopped=stop,
+    )
+
+
 def _validation_scores(network: UnitNetwork, plan: FitPlan) -> np.ndarray:
     """Accuracy of each head on the validation rows (weighted by their sample weights)."""
-    logits = evaluate_logits(network, plan.X[plan.val_idx], EVAL_BATCH, plan.device, plan.mask_fn)
-    y_val = plan.y[plan.val_idx].numpy()
-    return np.array([np.average(lg.argmax(1) == y_val, weights=plan.val_weight) for lg in logits])
+    X_val, y_val, weights = plan.validation()
+    logits = evaluate_logits(network, X_val, EVAL_BATCH, plan.device, plan.mask_fn)
+    return np.array([np.average(lg.argmax(1) == y_val, weights=weights) for lg in logits])
 
 
 def _unit_rows(stats: list[UnitEpochStats], head_units: list[int], scores: np.ndarray | None) -> list[dict]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.data.batches import epoch_batches
-from deinforeg_sklearn.data.inputs import MaskFn, token_mask
+from deinforeg_sklearn.data.inputs import MaskFn, RowSource, token_mask
 
 #: Augmentation of a training batch (N, C, H, W), or None.
 Augment = Callable[[torch.Tensor], torch.Tensor] | None
@@ -26,12 +26,13 @@ class FitPlan:
 
     Attributes
     ----------
-    X : tensor
-        All rows, each reshaped to the sample shape (CPU).
+    X : Rows or DatasetRows
+        All rows, each reshaped to the sample shape (CPU, in X's own dtype: batches are
+        converted one at a time).
     y : tensor
         Class indices (int64) of all rows.
     train_idx, val_idx : ndarray, ndarray or None
-        Rows that train; rows that score each epoch (None: no validation).
+        Rows of X that train; rows of X that score each epoch (None: no validation split).
     batch_size : int
     epochs : int
         Epochs this fit runs at most.
@@ -49,9 +50,11 @@ class FitPlan:
         None: each entry of ``train_idx`` once per epoch, shuffled.
     val_weight : ndarray or None
         Weights of the validation rows in the validation accuracy (None: equal).
+    X_val, y_val : Rows or DatasetRows, and tensor; or None
+        The user's validation set, when given (then ``val_idx`` is None).
     """
 
-    X: torch.Tensor
+    X: RowSource
     y: torch.Tensor
     train_idx: np.ndarray
     val_idx: np.ndarray | None
@@ -63,6 +66,19 @@ class FitPlan:
     device: torch.device
     train_p: np.ndarray | None = None
     val_weight: np.ndarray | None = None
+    X_val: RowSource | None = None
+    y_val: torch.Tensor | None = None
+
+    @property
+    def validates(self) -> bool:
+        """Whether every epoch ends with a validation pass."""
+        return self.val_idx is not None or self.X_val is not None
+
+    def validation(self) -> tuple[RowSource, np.ndarray, np.ndarray | None]:
+        """The validation rows, their class indices and their weights (None: equal)."""
+        if self.X_val is not None:
+            return self.X_val, self.y_val.numpy(), None
+        return self.X.take(self.val_idx), self.y[self.val_idx].numpy(), self.val_weight
 
     def epoch_batches(self) -> list[np.ndarray]:
         """Row indices of each batch of the next epoch (draws from ``rng``: every rank alike)."""

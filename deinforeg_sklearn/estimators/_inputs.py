@@ -1,0 +1,106 @@
+"""Checking what ``fit``, ``predict`` and ``X_val`` receive: arrays (read in place) or a Dataset.
+
+Arrays go through scikit-learn's ``validate_data`` (which also records ``n_features_in_`` and
+``feature_names_in_``), keeping any real or integer dtype so that nothing is copied. A torch
+``Dataset`` cannot go through it: it is read once by :func:`~deinforeg_sklearn.data.dataset.dataset_input`
+and its flat size is checked against ``n_features_in_`` here in the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _num_features, validate_data
+
+from deinforeg_sklearn.data.dataset import DatasetInput, dataset_input, is_dataset
+from deinforeg_sklearn.data.inputs import KEPT_DTYPES, as_token_ids, sample_shape
+
+
+def training_input(estimator, X, y, reset: bool, tokens: bool):
+    """Checked (X, y) of ``fit``: an array read in place, or a checked Dataset and its labels."""
+    if is_dataset(X):
+        X = dataset_input(X, y, estimator.num_workers)
+        _check_n_features(estimator, X.shape[1], reset)
+        y = X.summary.y
+        if tokens:
+            _check_token_dataset(X)
+    else:
+        # Real and integer X are kept as given (memory maps stay on disk); batches become
+        # float32 one at a time (data.inputs.Rows).
+        X, y = validate_data(estimator, X, y, reset=reset, dtype=np.float64 if tokens else KEPT_DTYPES)
+        if tokens:
+            X = as_token_ids(X)
+    check_classification_targets(y)
+    if X.shape[0] < 2:
+        raise ValueError(f"Got {X.shape[0]} sample: training needs at least 2 samples (n_samples=1).")
+    return X, y
+
+
+def validation_input(estimator, X_val, y_val, n_features: int, classes_: np.ndarray, tokens: bool):
+    """X_val and y_val checked against the training data: same features, known classes.
+
+    Returns X_val (array or Dataset) and the class indices of its labels.
+    """
+    if is_dataset(X_val):
+        X_val = dataset_input(X_val, y_val, estimator.num_workers)
+        y_val = X_val.summary.y
+        if tokens:
+            _check_token_dataset(X_val)
+    elif y_val is None:
+        raise ValueError("Pass X_val and y_val together (or neither, to split off validation_fraction).")
+    if (X_val.shape[1] if isinstance(X_val, DatasetInput) else _num_features(X_val)) != n_features:
+        found = X_val.shape[1] if isinstance(X_val, DatasetInput) else _num_features(X_val)
+        raise ValueError(
+            f"X_val has {found} features but X has {n_features}: "
+            "the validation rows must have the training rows' features."
+        )
+    if not isinstance(X_val, DatasetInput):
+        X_val, y_val = validate_data(
+            estimator, X_val, y_val, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES
+        )
+        if tokens:
+            X_val = as_token_ids(X_val)
+    unknown = np.setdiff1d(np.unique(y_val), classes_)
+    if len(unknown):
+        raise ValueError(
+            f"y_val has labels {unknown.tolist()} that are not among y's classes {classes_.tolist()}."
+        )
+    return X_val, np.searchsorted(classes_, y_val)
+
+
+def prediction_input(estimator, X, tokens: bool):
+    """Checked X of ``predict``: an array read in place or a Dataset (items (x, y) or x)."""
+    if is_dataset(X):
+        X = dataset_input(X, None, estimator.num_workers, labelled=False)
+        _check_n_features(estimator, X.shape[1], reset=False)
+        return X
+    X = validate_data(estimator, X, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES)
+    return as_token_ids(X) if tokens else X
+
+
+def input_sample_shape(X, input_shape) -> tuple[int, ...]:
+    """The shape of one sample: ``input_shape``, else a Dataset's own sample shape, else flat."""
+    if isinstance(X, DatasetInput) and input_shape is None:
+        return X.summary.sample_shape
+    return sample_shape(X.shape[1], input_shape)
+
+
+def _check_n_features(estimator, n_features: int, reset: bool) -> None:
+    """``n_features_in_`` for Dataset input, as ``validate_data`` keeps it for arrays."""
+    if reset:
+        estimator.n_features_in_ = n_features
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {n_features} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+
+
+def _check_token_dataset(X: DatasetInput) -> None:
+    if X.summary.dtype.is_floating_point or X.min() < 0:
+        raise ValueError(
+            "An Embedding first block reads token ids: the Dataset's samples must hold "
+            "non-negative integers (0 = padding, 1 = out-of-vocabulary)."
+        )

@@ -1,0 +1,178 @@
+"""Checkpoints: written after every epoch, resumed exactly (``checkpoint=<folder>``).
+
+Invariant (stated in :mod:`deinforeg_sklearn.training.checkpoint`): a fit resumed from the
+checkpoint of its last completed epoch ends where the uninterrupted fit ends, and a checkpoint
+of another configuration is refused before any training step.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deinforeg_sklearn import ALClassifier, BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
+from deinforeg_sklearn.blocks import Dense
+from deinforeg_sklearn.training import loop as loop_module
+from deinforeg_sklearn.training.checkpoint import CHECKPOINT_FILE
+from tests.equivalence import assert_same_training
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = dict(blocks=[Dense(24), Dense(24)], max_iter=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def part():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X[:400] / 16.0).astype(np.float32), y[:400]
+
+
+def _crash_in_epoch(monkeypatch, epoch: int):
+    """Make the fit fail at the start of ``epoch`` (1-based), as a crash would."""
+    real = loop_module.FitLoop._epoch
+
+    def failing(self, network, engine, plan, history, reporter):
+        if len(history) + 1 == epoch:
+            raise RuntimeError("simulated crash")
+        return real(self, network, engine, plan, history, reporter)
+
+    monkeypatch.setattr(loop_module.FitLoop, "_epoch", failing)
+
+
+def _saved(folder: Path) -> dict:
+    return torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("Est", [DeInfoRegClassifier, BackpropClassifier, SCPLClassifier, ALClassifier])
+def test_resume_after_a_crash_equals_the_uninterrupted_fit(Est, part, tmp_path, monkeypatch):
+    X, y = part
+    params = dict(FAST, early_stopping=True, n_iter_no_change=10)
+    reference = Est(**params).fit(X, y)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 3)
+        crashed = Est(**params, checkpoint=tmp_path)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            crashed.fit(X, y)
+    assert not hasattr(crashed, "network_")  # the failed fit left the estimator unfitted
+    saved = _saved(tmp_path)
+    assert not saved["finished"] and len(saved["progress"].history) == 2
+    resumed = Est(**params, checkpoint=tmp_path).fit(X, y)
+    assert_same_training(reference, resumed, X, atol=0)
+    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
+    assert _saved(tmp_path)["finished"]
+
+
+@pytest.mark.parametrize("engine", ["threads", "processes"])
+def test_resume_on_a_pipeline(engine, part, tmp_path, monkeypatch, one_thread):
+    X, y = part
+    reference = DeInfoRegClassifier(**FAST).fit(X, y)
+    piped = dict(FAST, devices=["cpu", "cpu"], engine=engine)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 2)
+        with pytest.raises(RuntimeError):
+            DeInfoRegClassifier(**piped, checkpoint=tmp_path).fit(X, y)
+    # resumed on one device: engines train the same network, so the checkpoint moves freely
+    resumed = DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+    assert_same_training(reference, resumed, X)
+
+
+def test_a_finished_checkpoint_is_not_resumed(part, tmp_path):
+    X, y = part
+    first = DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+    again = DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)  # trains from scratch
+    assert_same_training(first, again, X, atol=0)
+    assert len(again.history_) == FAST["max_iter"]
+
+
+def test_resume_with_weights_and_early_stopping_that_already_stopped(part, tmp_path, monkeypatch):
+    X, y = part
+    w = np.random.default_rng(0).uniform(0.5, 1.5, len(y))
+    params = dict(FAST, max_iter=30, early_stopping=True, n_iter_no_change=1, tol=0.5)  # stops at 2
+    reference = DeInfoRegClassifier(**params).fit(X, y, sample_weight=w)
+    assert len(reference.history_) == 2
+    real_finish = loop_module.FitLoop.run
+
+    def killed_before_the_end(self, *args):
+        real_finish(self, *args)
+        raise RuntimeError("killed after the last checkpoint")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module.FitLoop, "run", killed_before_the_end)
+        with pytest.raises(RuntimeError):
+            DeInfoRegClassifier(**params, checkpoint=tmp_path).fit(X, y, sample_weight=w)
+    resumed = DeInfoRegClassifier(**params, checkpoint=tmp_path).fit(X, y, sample_weight=w)
+    assert len(resumed.history_) == 2  # nothing trained after the stop
+    assert_same_training(reference, resumed, X, atol=0)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(max_iter=5), "max_iter"),
+        (dict(blocks=[Dense(24), Dense(32)]), "blocks"),
+        (dict(data=slice(0, 300)), "shape"),
+    ],
+)
+def test_a_checkpoint_of_another_configuration_is_refused(change, match, part, tmp_path, monkeypatch):
+    X, y = part
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 2)
+        with pytest.raises(RuntimeError):
+            DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+    rows = change.pop("data", slice(None))
+    monkeypatch.setattr("deinforeg_sklearn.estimators._base.start_engine", _no_training)
+    with pytest.raises(ValueError, match=rf"(?s){match}.*delete the file"):
+        DeInfoRegClassifier(**{**FAST, **change}, checkpoint=tmp_path).fit(X[rows], y[rows])
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("training started before the checkpoint was checked")
+
+
+def test_a_file_that_is_no_checkpoint_is_refused(part, tmp_path):
+    X, y = part
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a checkpoint of this library"):
+        DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+    torch.save({"something": 1}, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(ValueError, match="not a checkpoint of this library"):
+        DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+    with pytest.raises(ValueError, match="is a file"):
+        DeInfoRegClassifier(**FAST, checkpoint=tmp_path / CHECKPOINT_FILE).fit(X, y)
+
+
+def test_a_process_killed_mid_epoch_resumes_exactly(tmp_path):
+    job = str(Path(__file__).with_name("checkpoint_job.py"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    subprocess.run([sys.executable, job, str(tmp_path / "reference.npy")], env=env, check=True, timeout=300)
+    folder = tmp_path / "checkpoint"
+    child = subprocess.Popen([sys.executable, job, str(tmp_path / "killed.npy"), str(folder)], env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and child.poll() is None:
+            if (folder / CHECKPOINT_FILE).is_file() and len(_saved(folder)["progress"].history) >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the next epoch
+        assert child.poll() is None, "the fit ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    saved = _saved(folder)
+    assert not saved["finished"] and 2 <= len(saved["progress"].history) < 6
+    subprocess.run(
+        [sys.executable, job, str(tmp_path / "resumed.npy"), str(folder)], env=env, check=True, timeout=300
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "reference.npy"), atol=1e-5
+    )
