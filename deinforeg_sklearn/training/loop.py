@@ -106,7 +106,8 @@ class _BestEpoch:
             return False
         score = scores.max() if self.config.follow == "best" else scores[-1]
         if score > self.score + self.config.tol:
-            self.snapshot, self.score, self.stale = Snapshot.take(network, n_history, scores), score, 0
+            snapshot = Snapshot.take(network, n_history, scores)
+            self.snapshot, self.score, self.stale = snapshot, score, 0
         else:
             self.stale += 1
         return self.stale >= self.config.n_iter_no_change
