@@ -200,6 +200,17 @@ def test_two_process_torchrun_job(tmp_path, one_thread):
     expected = DeInfoRegClassifier(**PARAMS).fit(X, y).predict_proba(X)
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
+    # rank 0's checkpoint holds the whole trained network (every stage synced to it)
+    from deinforeg_sklearn.persistence import network_from_bytes
+    from deinforeg_sklearn.training.checkpoint import CHECKPOINT_FILE
+
+    saved = torch.load(tmp_path / "checkpoint" / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    assert saved["finished"] and len(saved["progress"].history) == PARAMS["max_iter"]
+    assert not list((tmp_path / "checkpoint").glob(".checkpoint-*"))  # no write left half done
+    network = network_from_bytes(saved["network"])
+    reference = DeInfoRegClassifier(**PARAMS).fit(X, y).network_
+    for (name, a), b in zip(network.state_dict().items(), reference.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
 
 
 def test_failed_start_stops_spawned_ranks(images):

@@ -1,7 +1,8 @@
 """One rank of a 2-process pipeline launched by torchrun (used by tests/test_pipeline.py).
 
 Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/torchrun_job.py OUT_DIR
-Every rank fits on the same data and saves its predict_proba to OUT_DIR/rank<R>.npy.
+Every rank fits on the same data and saves its predict_proba to OUT_DIR/rank<R>.npy; the fit
+keeps a checkpoint in OUT_DIR/checkpoint (written by rank 0 alone).
 """
 
 import os
@@ -25,5 +26,10 @@ PARAMS = {"blocks": [Dense(8), Dense(8), Dense(8)], "max_iter": 2, "batch_size":
 if __name__ == "__main__":
     torch.set_num_threads(1)
     X, y = data()
-    est = DeInfoRegClassifier(devices=["cpu", "cpu"], engine="processes", **PARAMS).fit(X, y)
+    est = DeInfoRegClassifier(
+        devices=["cpu", "cpu"],
+        engine="processes",
+        checkpoint=os.path.join(sys.argv[1], "checkpoint"),
+        **PARAMS,
+    ).fit(X, y)
     np.save(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.npy"), est.predict_proba(X))
