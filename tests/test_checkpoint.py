@@ -176,3 +176,21 @@ def test_a_process_killed_mid_epoch_resumes_exactly(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "reference.npy"), atol=1e-5
     )
+
+
+def test_a_warm_start_resumes_from_its_own_checkpoint(part, tmp_path, monkeypatch):
+    """The second fit of a warm start has its own checkpoint (it starts at epoch 4, not 0)."""
+    X, y = part
+    reference = DeInfoRegClassifier(**FAST, warm_start=True).fit(X, y).fit(X, y)
+    est = DeInfoRegClassifier(**FAST, warm_start=True, checkpoint=tmp_path).fit(X, y)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 7)  # the third epoch of the second fit
+        with pytest.raises(RuntimeError):
+            est.fit(X, y)
+    assert len(est.history_) == 4  # the failed fit left the first fit's state
+    saved = _saved(tmp_path)
+    assert not saved["finished"] and len(saved["progress"].history) == 6
+    assert saved["fingerprint"]["start_epoch"] == 4
+    est.fit(X, y)
+    assert_same_training(reference, est, X, atol=0)
+    assert [r["epoch"] for r in est.history_] == list(range(1, 9))

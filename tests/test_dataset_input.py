@@ -89,3 +89,13 @@ def test_predict_on_a_dataset_of_another_shape_is_refused(digits_u8):
 
     with pytest.raises(ValueError, match="72 features"):
         est.predict(Wider(X, y))
+
+
+def test_a_dataset_feeds_a_pipeline_from_rank_0(digits_u8, one_thread):
+    """Rank 0 loads the batches (here with 2 DataLoader workers); later stages get activations."""
+    X, y = digits_u8
+    one = DeInfoRegClassifier(**FAST, input_scale=1 / 16).fit(Images(X, y))
+    two = DeInfoRegClassifier(
+        **FAST, input_scale=1 / 16, num_workers=2, devices=["cpu", "cpu"], engine="processes"
+    ).fit(Images(X, y))
+    np.testing.assert_allclose(one.predict_proba(X), two.predict_proba(X), atol=1e-5)
