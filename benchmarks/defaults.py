@@ -67,8 +67,10 @@ def candidates(kind: str, dev, stage: str) -> list[dict]:
     if stage == "heads":
         reference = [{"method": "BP"}]  # BP's validation score, to read the gaps against
         if kind != "dense":  # slower fits: the old defaults, alpha = 1 alone, then with a projector
+            # residual stages differ in width: their projector is the "auto" rule itself
+            projector = "auto" if kind == "residual" else (w,)
             return reference + [
-                {"projector": p, "alpha": a} for p, a in ((None, 1e-3), (None, 1.0), ((w,), 1.0))
+                {"projector": p, "alpha": a} for p, a in ((None, 1e-3), (None, 1.0), (projector, 1.0))
             ]
         projectors = (None, (w,), (w, w))
         return reference + [{"projector": p, "alpha": a} for p in projectors for a in (1e-3, 1e-2, 1e-1, 1.0)]

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
 from sklearn.model_selection import train_test_split
 
-from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Transformer
+from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Residual, Transformer
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -126,6 +126,12 @@ def _conv(depth: int) -> list:
     return [Conv((16, "M")), Conv((32, "M")), Conv((64, "M")), Conv((64,))][:depth]
 
 
+def _residual(depth: int) -> list:
+    # A small ResNet for 28 x 28 images: four stages of one basic block, the last three halving
+    # the resolution (the heads read each stage's output globally average-pooled).
+    return [Residual(16, 1), Residual(32, 1, 2), Residual(64, 1, 2), Residual(64, 1, 2)][:depth]
+
+
 SUITE: dict[str, DevSet] = {
     d.name: d
     for d in [
@@ -160,6 +166,16 @@ SUITE: dict[str, DevSet] = {
             "conv",
             _fashion,
             _conv,
+            params={"input_shape": (1, 28, 28)},
+            pool=2500,
+            max_iter=20,
+        ),
+        DevSet(
+            "fashion_residual",
+            "Fashion-MNIST as 1 x 28 x 28 images, 2,500 drawn per seed, residual blocks",
+            "residual",
+            _fashion,
+            _residual,
             params={"input_shape": (1, 28, 28)},
             pool=2500,
             max_iter=20,

@@ -43,6 +43,8 @@ def test_candidates_cover_the_studied_grid():
     assert [c.get("projector") for c in conv] == [None, None, None, (256,)]
     lstm = candidates("recurrent", SUITE["vader_lstm"], "heads")
     assert lstm[-1]["projector"] == (64,)  # a bidirectional LSTM(32) hands on 64 features
+    residual = candidates("residual", SUITE["fashion_residual"], "heads")
+    assert [c.get("projector") for c in residual] == [None, None, None, "auto"]
 
 
 def test_training_candidates_start_from_the_named_heads(monkeypatch):
