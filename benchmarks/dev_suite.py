@@ -132,6 +132,20 @@ def _residual(depth: int) -> list:
     return [Residual(16, 1), Residual(32, 1, 2), Residual(64, 1, 2), Residual(64, 1, 2)][:depth]
 
 
+def _fashion_images(kind: str, blocks: Callable[[int], list]) -> DevSet:
+    """Fashion-MNIST as 1 x 28 x 28 images (2,500 drawn per seed, 20 epochs) for ``kind`` blocks."""
+    return DevSet(
+        f"fashion_{kind}",
+        f"Fashion-MNIST as 1 x 28 x 28 images, 2,500 drawn per seed, {kind} blocks",
+        kind,
+        _fashion,
+        blocks,
+        params={"input_shape": (1, 28, 28)},
+        pool=2500,
+        max_iter=20,
+    )
+
+
 SUITE: dict[str, DevSet] = {
     d.name: d
     for d in [
@@ -160,26 +174,8 @@ SUITE: dict[str, DevSet] = {
             _tabular,
             _dense(256),
         ),
-        DevSet(
-            "fashion_conv",
-            "Fashion-MNIST as 1 x 28 x 28 images, 2,500 drawn per seed, conv blocks",
-            "conv",
-            _fashion,
-            _conv,
-            params={"input_shape": (1, 28, 28)},
-            pool=2500,
-            max_iter=20,
-        ),
-        DevSet(
-            "fashion_residual",
-            "Fashion-MNIST as 1 x 28 x 28 images, 2,500 drawn per seed, residual blocks",
-            "residual",
-            _fashion,
-            _residual,
-            params={"input_shape": (1, 28, 28)},
-            pool=2500,
-            max_iter=20,
-        ),
+        _fashion_images("conv", _conv),
+        _fashion_images("residual", _residual),
         DevSet(
             "vader_lstm",
             "VADER movie-review sentences, 4,000 drawn per seed, GloVe-50d x 40 tokens, LSTM(32) blocks",
