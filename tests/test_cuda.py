@@ -61,6 +61,39 @@ def test_fit_on_one_gpu_learns_and_keeps_the_model_there(digits):
     assert np.mean(gpu.predict(X[1400:]) == cpu.predict(X[1400:])) >= 0.95
 
 
+def test_uint8_rows_travel_as_uint8_and_train_as_the_scaled_floats(digits):
+    """X is read in place and each batch is converted to float32 on the GPU (data.inputs.Rows)."""
+    X, y = digits
+    X_u8 = np.round(X * 16).astype(np.uint8)
+    X_float = X_u8.astype(np.float32) / 16
+    from_u8 = fit(X_u8, y, input_scale=1 / 16)
+    from_float = fit(X_float, y)
+    np.testing.assert_allclose(from_u8.predict_proba(X_u8), from_float.predict_proba(X_float), atol=1e-5)
+
+
+def test_checkpoint_resumes_a_gpu_fit_with_its_cuda_random_state(images, tmp_path, monkeypatch):
+    """Augmentation draws on the GPU's generator: the checkpoint keeps its state too."""
+    from deinforeg_sklearn.training import loop as loop_module
+
+    X, y = images
+    kw = {"blocks": IMAGE, "input_shape": (2, 6, 6), "augment": "basic", "max_iter": 3}
+    reference = fit(X, y, **kw)
+    real = loop_module.FitLoop._epoch
+
+    def crash_in_third_epoch(self, network, engine, plan, history, reporter):
+        if len(history) == 2:
+            raise RuntimeError("simulated crash")
+        return real(self, network, engine, plan, history, reporter)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module.FitLoop, "_epoch", crash_in_third_epoch)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            fit(X, y, checkpoint=tmp_path, **kw)
+    resumed = fit(X, y, checkpoint=tmp_path, **kw)
+    assert len(resumed.history_) == 3
+    assert_same_training(reference, resumed, X)
+
+
 @pytest.mark.parametrize("n_stages", [2, 4])
 def test_thread_stages_sharing_one_gpu_match_sequential(n_stages, images):
     X, y = images
