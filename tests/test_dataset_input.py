@@ -99,3 +99,19 @@ def test_a_dataset_feeds_a_pipeline_from_rank_0(digits_u8, one_thread):
         **FAST, input_scale=1 / 16, num_workers=2, devices=["cpu", "cpu"], engine="processes"
     ).fit(Images(X, y))
     np.testing.assert_allclose(one.predict_proba(X), two.predict_proba(X), atol=1e-5)
+
+
+def test_pil_images_are_read_channels_first(digits_u8):
+    """A torchvision data set without a transform hands out PIL images (height, width, channels)."""
+    Image = pytest.importorskip("PIL.Image")
+    X, y = digits_u8
+
+    class PilImages(Images):
+        def __getitem__(self, i):
+            pixels = np.repeat(self.X[i].reshape(8, 8, 1), 3, axis=2)  # an RGB image
+            return Image.fromarray(pixels, mode="RGB"), int(self.y[i])
+
+    est = DeInfoRegClassifier(**FAST, input_scale=1 / 16).fit(PilImages(X, y))
+    assert est.input_shape_ == (3, 8, 8)
+    rgb = np.repeat(X.reshape(-1, 1, 64), 3, axis=1).reshape(-1, 3 * 64)
+    np.testing.assert_array_equal(est.predict_proba(PilImages(X, y)), est.predict_proba(rgb))

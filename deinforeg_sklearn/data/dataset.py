@@ -41,6 +41,8 @@ def _sample(item: object, index: int, labelled: bool) -> tuple[torch.Tensor, obj
         )
     else:
         x, y = item, None
+    if type(x).__module__.startswith("PIL."):
+        x = _pil_to_chw(x)
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if not (x.dtype.is_floating_point or x.dtype in _INTEGER):
         raise ValueError(f"Dataset item {index}: the sample has dtype {x.dtype}; it must be real or integer.")
@@ -48,6 +50,17 @@ def _sample(item: object, index: int, labelled: bool) -> tuple[torch.Tensor, obj
 
 
 _INTEGER = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _pil_to_chw(image: object) -> np.ndarray:
+    """A PIL image as a (channels, height, width) array in its own dtype (uint8 for RGB or L).
+
+    torchvision data sets without a ``transform`` return PIL images, whose arrays are
+    (height, width, channels); the blocks read channels first, as ``ToTensor`` would give them
+    (but unscaled: pass ``input_scale=1/255``).
+    """
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 @dataclass(frozen=True)
