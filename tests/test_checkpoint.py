@@ -119,6 +119,8 @@ def test_resume_with_weights_and_early_stopping_that_already_stopped(part, tmp_p
         (dict(max_iter=5), "max_iter"),
         (dict(blocks=[Dense(24), Dense(32)]), "blocks"),
         (dict(data=slice(0, 300)), "shape"),
+        # another fold of the same shape: a cross-validation must not resume its sibling
+        (dict(data=np.r_[100:400, 0:100]), "labels"),
     ],
 )
 def test_a_checkpoint_of_another_configuration_is_refused(change, match, part, tmp_path, monkeypatch):

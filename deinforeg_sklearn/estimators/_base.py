@@ -269,9 +269,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         if X_val is not None:
             X_val, y_val = validation_input(self, X_val, y_val, X.shape[1], classes_, tokens)
         start_epoch = len(self.history_) if incremental else 0
-        checkpointer = (
-            None if partial else checkpointer_for(self, X, classes_, start_epoch, weights is not None)
-        )
+        checkpointer = None if partial else checkpointer_for(self, X, y, classes_, start_epoch, weights)
         progress, seed = checkpointer.load() if checkpointer is not None else (None, None)
         if seed is None:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))

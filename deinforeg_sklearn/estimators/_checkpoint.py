@@ -1,13 +1,20 @@
 """What identifies a fit for its checkpoint: the estimator, its parameters and the data's shape.
 
 A checkpoint is resumed only by a fit that would train the same way: same estimator class,
-same training parameters, same data shape, dtype and classes, and the same starting point (a
-warm start continues from its number of epochs). Parameters that only say where or how
-loudly the fit runs may change between the crash and the resume.
+same training parameters, same data (shape, dtype, classes, and digests of the labels, the
+weights and a few rows of X), and the same starting point (a warm start continues from its
+number of epochs). Parameters that only say where or how loudly the fit runs may change
+between the crash and the resume.
+
+Why digests of the data, not only its shape: the folds of a cross-validation have the same
+shape, and a fold must never resume another fold's checkpoint. Hashing all of X would cost a
+pass over data that may be larger than memory, so X contributes 16 evenly spaced rows; the
+labels and weights (one value per row) are hashed whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -37,7 +44,25 @@ def plain(value: object) -> object:
     return repr(value)
 
 
-def fingerprint(estimator, X: np.ndarray, classes: np.ndarray, start_epoch: int, weighted: bool) -> dict:
+def digest(*arrays: np.ndarray) -> str:
+    """A short sha1 of the arrays' values (in a fixed dtype and layout)."""
+    sha = hashlib.sha1()
+    for array in arrays:
+        sha.update(np.ascontiguousarray(array).tobytes())
+    return sha.hexdigest()[:16]
+
+
+def _row_sample(X) -> str:
+    """Digest of 16 evenly spaced rows of an array; a Dataset is identified by its labels alone."""
+    if not isinstance(X, np.ndarray):
+        return "dataset"
+    rows = np.unique(np.linspace(0, len(X) - 1, 16).astype(np.int64))
+    return digest(np.asarray(X[rows], dtype=np.float64))
+
+
+def fingerprint(
+    estimator, X, y: np.ndarray, classes: np.ndarray, start_epoch: int, weights: np.ndarray | None
+) -> dict:
     """The dict a checkpoint must match to be resumed by this fit."""
     params = {
         name: plain(value)
@@ -51,14 +76,16 @@ def fingerprint(estimator, X: np.ndarray, classes: np.ndarray, start_epoch: int,
             "shape": list(X.shape),
             "dtype": str(X.dtype),
             "classes": [repr(c) for c in classes.tolist()],
-            "weighted": weighted,
+            "labels": digest(np.searchsorted(classes, y).astype(np.int64)),
+            "weights": None if weights is None else digest(weights.astype(np.float64)),
+            "rows": _row_sample(X),
         },
         "start_epoch": start_epoch,
     }
 
 
 def checkpointer_for(
-    estimator, X: np.ndarray, classes: np.ndarray, start_epoch: int, weighted: bool
+    estimator, X, y: np.ndarray, classes: np.ndarray, start_epoch: int, weights: np.ndarray | None
 ) -> Checkpointer | None:
     """The checkpointer of this fit, or None without a ``checkpoint`` folder."""
     folder = estimator.checkpoint
@@ -66,4 +93,4 @@ def checkpointer_for(
         return None
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"checkpoint={folder!r} is a file: pass a folder (it is created when missing).")
-    return Checkpointer(folder, fingerprint(estimator, X, classes, start_epoch, weighted))
+    return Checkpointer(folder, fingerprint(estimator, X, y, classes, start_epoch, weights))
