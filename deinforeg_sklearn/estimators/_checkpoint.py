@@ -24,7 +24,16 @@ from deinforeg_sklearn.training.checkpoint import Checkpointer
 #: Parameters a resumed fit may change: where it runs and what it reports, not what it learns.
 #: (Engines train the same network; see docs/pipeline.md.)
 RESUMABLE_CHANGES = frozenset(
-    {"checkpoint", "verbose", "devices", "engine", "placement", "keep_last_epoch", "warm_start"}
+    {
+        "checkpoint",
+        "verbose",
+        "devices",
+        "engine",
+        "placement",
+        "keep_last_epoch",
+        "warm_start",
+        "num_workers",
+    }
 )
 
 
