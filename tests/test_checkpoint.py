@@ -196,3 +196,23 @@ def test_a_warm_start_resumes_from_its_own_checkpoint(part, tmp_path, monkeypatc
     est.fit(X, y)
     assert_same_training(reference, est, X, atol=0)
     assert [r["epoch"] for r in est.history_] == list(range(1, 9))
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_the_next_fit_continues(part, tmp_path, monkeypatch):
+    X, y = part
+    reference = DeInfoRegClassifier(**FAST).fit(X, y)
+    real = loop_module.FitLoop._epoch
+
+    def interrupted(self, network, engine, plan, history, reporter):
+        if len(history) == 2:
+            raise KeyboardInterrupt
+        return real(self, network, engine, plan, history, reporter)
+
+    est = DeInfoRegClassifier(**FAST, checkpoint=tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module.FitLoop, "_epoch", interrupted)
+        with pytest.warns(UserWarning, match="interrupted; keeping the model after epoch 2"):
+            est.fit(X, y)
+    assert len(est.history_) == 2 and not _saved(tmp_path)["finished"]
+    est.fit(X, y)  # continues after epoch 2
+    assert_same_training(reference, est, X, atol=0)
