@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
 from deinforeg_sklearn.data.augment import make_augmenter
+from deinforeg_sklearn.data.dataset import DatasetInput
 from deinforeg_sklearn.data.weights import check_weights
 from deinforeg_sklearn.devices import resolve_devices
 from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
@@ -56,10 +57,10 @@ _USER_FRAME = 5
 class FitData:
     """The checked data of one fit: rows, class indices, weights and the user's validation set."""
 
-    X: np.ndarray
+    X: np.ndarray | DatasetInput  # an array read in place, or a checked torch Dataset
     y_idx: np.ndarray
     weights: np.ndarray | None
-    X_val: np.ndarray | None
+    X_val: np.ndarray | DatasetInput | None
     y_val_idx: np.ndarray | None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deinforeg_sklearn.data.dataset import DatasetInput
 from deinforeg_sklearn.data.inputs import no_mask, to_rows, token_mask
 from deinforeg_sklearn.data.weights import weighted_rows
 from deinforeg_sklearn.training.plan import Augment, FitPlan
@@ -18,7 +19,7 @@ AUTO_BATCH_SIZE = 128
 
 
 def make_plan(
-    X: np.ndarray,
+    X: np.ndarray | DatasetInput,
     y_idx: np.ndarray,
     shape: tuple[int, ...],
     *,
@@ -30,7 +31,7 @@ def make_plan(
     seed: int,
     device: torch.device,
     weights: np.ndarray | None = None,
-    X_val: np.ndarray | None = None,
+    X_val: np.ndarray | DatasetInput | None = None,
     y_val_idx: np.ndarray | None = None,
     input_scale: float | None = None,
     num_workers: int = 0,
@@ -39,9 +40,9 @@ def make_plan(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Checked rows in any dtype of ``KEPT_DTYPES`` (token ids as int64 when ``tokens``); the
-        plan reads them in place, batch by batch.
+    X : ndarray of shape (n_samples, n_features), or DatasetInput
+        Checked rows in any dtype of ``KEPT_DTYPES`` (token ids as int64 when ``tokens``), or a
+        checked torch Dataset; the plan reads them in place, batch by batch.
     y_idx : ndarray of shape (n_samples,)
         Class indices into ``classes_``.
     shape : tuple of int
@@ -60,7 +61,7 @@ def make_plan(
     weights : ndarray or None
         Per-row weights of X (sample and class weights), as :mod:`~deinforeg_sklearn.data.weights`
         applies them; None: every row once.
-    X_val, y_val_idx : ndarray or None
+    X_val, y_val_idx : ndarray (or DatasetInput) and ndarray, or None
         A validation set of the user's: it replaces the split (``validation_fraction`` is
         ignored).
     input_scale : float or None
