@@ -25,8 +25,6 @@ Results: docs/results/memory_data.md and .csv
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sys
 import tempfile
 import time
@@ -36,12 +34,6 @@ import numpy as np
 
 ROW_BYTES = 3 * 32 * 32
 STORAGES = ("memmap", "array", "float32 copy")
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def write_data(path: Path, n_rows: int, seed: int = 0) -> None:
@@ -62,6 +54,7 @@ def labels(n_rows: int) -> np.ndarray:
 def child(storage: str, path: str, n_rows: int) -> dict:
     """One measured fit (in its own process); returns the row of the table."""
     import torch
+    from experiment import current_rss_mib, peak_rss_mib
 
     from deinforeg_sklearn import DeInfoRegClassifier
     from deinforeg_sklearn.blocks import Dense
@@ -77,14 +70,14 @@ def child(storage: str, path: str, n_rows: int) -> dict:
         # read, not mapped: copying out of a map would hold map and copy at once, and that
         # high-water mark (ru_maxrss) would be charged to the fit
         X = np.fromfile(path, dtype=np.uint8).reshape(n_rows, ROW_BYTES)
-    before = rss_mib()
+    before = current_rss_mib()
     start = time.perf_counter()
     if storage == "float32 copy":
         DeInfoRegClassifier(**params).fit(X.astype(np.float32), y)
     else:
         DeInfoRegClassifier(**params).fit(X, y)
     seconds = time.perf_counter() - start
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    grown = peak_rss_mib() - before
     data_mib = n_rows * ROW_BYTES / 2**20
     return {
         "storage": storage,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -104,6 +105,13 @@ def run(method: str, task, data, depth: int, seed: int, budget: Budget, device=N
         row["block_used"] = int(est.inference_block_) + 1
     row["estimator"] = est
     return row
+
+
+def current_rss_mib() -> float:
+    """Resident memory of this process now (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def peak_rss_mib() -> float:

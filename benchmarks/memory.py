@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import matplotlib
@@ -33,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from experiment import make_estimator, parser, peak_rss_mib, setup
+from experiment import current_rss_mib, make_estimator, parser, peak_rss_mib, setup
 from paper_numbers import MEMORY_MIB
 from report import child_result, grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
 
@@ -45,12 +44,6 @@ CPU_MEASURE = (
 
 def uses_cuda(device: str | None) -> bool:
     return device is not None and device.startswith("cuda")
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 #: The rows: (label, method, extra estimator parameters).
