@@ -48,8 +48,8 @@ def validation_input(estimator, X_val, y_val, n_features: int, classes_: np.ndar
             _check_token_dataset(X_val)
     elif y_val is None:
         raise ValueError("Pass X_val and y_val together (or neither, to split off validation_fraction).")
-    if (X_val.shape[1] if isinstance(X_val, DatasetInput) else _num_features(X_val)) != n_features:
-        found = X_val.shape[1] if isinstance(X_val, DatasetInput) else _num_features(X_val)
+    found = X_val.shape[1] if isinstance(X_val, DatasetInput) else _num_features(X_val)
+    if found != n_features:
         raise ValueError(
             f"X_val has {found} features but X has {n_features}: "
             "the validation rows must have the training rows' features."
