@@ -202,12 +202,13 @@ def _autograd_terms(z, y, k, terms):
     return var, inv, cov
 
 
-def _fused_terms(z, y, k, terms):
+def _fused(z, y, k, weights):
+    """``(total, variance, invariance, covariance)`` from the closed-form node."""
     from deinforeg_sklearn.losses.fused import InfoRegularization
     from deinforeg_sklearn.losses.info_regularization import _label_similarity
 
-    target = _label_similarity(y, k, torch.float64) if terms[1] else None
-    return InfoRegularization.apply(z, target, terms)
+    target = _label_similarity(y, k, torch.float64) if weights[1] else None
+    return InfoRegularization.apply(z, target, tuple(float(w) for w in weights))
 
 
 TERM_SETS = [
@@ -225,24 +226,36 @@ def test_closed_form_backward_equals_autograd(n, d, terms):
     rng = np.random.RandomState(7 * n + d)
     z0 = torch.tensor(rng.randn(n, d))
     y = torch.tensor(rng.randint(0, 3, n))
-    scales = torch.tensor([2.0, 0.5, 3.0], dtype=torch.float64)  # distinct upstream gradients
-    results = []
-    for compute in (_autograd_terms, _fused_terms):
-        z = z0.clone().requires_grad_(True)
-        values = torch.stack(list(compute(z, y, 3, terms)))
-        (values * scales).sum().backward()
-        results.append((values.detach().numpy(), z.grad.numpy()))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-10, atol=1e-15)
-    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6, atol=1e-12)
+    # distinct weights, so that a term's gradient scaled by another's weight would show
+    weights = [w if on else 0.0 for w, on in zip((2.0, 0.5, 3.0), terms, strict=True)]
+    z = z0.clone().requires_grad_(True)
+    values = torch.stack(list(_autograd_terms(z, y, 3, terms)))
+    (values * torch.tensor(weights, dtype=torch.float64)).sum().backward()
+    expected_values, expected_grad = values.detach().numpy(), z.grad.numpy()
+
+    z = z0.clone().requires_grad_(True)
+    total, *parts = _fused(z, y, 3, weights)
+    total.backward()
+    np.testing.assert_allclose(torch.stack(parts).numpy(), expected_values, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(total.item(), float(np.dot(weights, expected_values)), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(z.grad.numpy(), expected_grad, rtol=1e-6, atol=1e-12)
+    assert not any(part.requires_grad for part in parts)  # only the total carries the gradient
 
 
 def test_closed_form_backward_passes_gradcheck():
-    from deinforeg_sklearn.losses.fused import InfoRegularization
-    from deinforeg_sklearn.losses.info_regularization import _label_similarity
-
     z = torch.randn(9, 6, dtype=torch.float64, requires_grad=True)
-    target = _label_similarity(torch.tensor([0, 1, 2] * 3), 3, torch.float64)
-    assert torch.autograd.gradcheck(lambda t: InfoRegularization.apply(t, target, (True, True, True)), (z,))
+    y = torch.tensor([0, 1, 2] * 3)
+    assert torch.autograd.gradcheck(lambda t: _fused(t, y, 3, (1.0, 0.5, 2.0))[0], (z,))
+
+
+def test_closed_form_without_gradient_computes_the_same_terms():
+    # With no gradient wanted the node skips the gradient's matrices; the terms are unchanged.
+    z = torch.randn(12, 5, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2] * 4)
+    with_grad = _fused(z.clone().requires_grad_(True), y, 3, (1.0, 1.0, 1.0))
+    without = _fused(z, y, 3, (1.0, 1.0, 1.0))
+    for a, b in zip(with_grad, without, strict=True):
+        assert a.item() == b.item()
 
 
 @settings(max_examples=40, deadline=None)
@@ -265,9 +278,11 @@ def test_closed_form_backward_on_collapsed_rows(row, noise, n, seed):
     assume(np.all((spread < 1e-28) | (spread > 1e-8)))
     y = torch.tensor(rng.randint(0, 3, n))
     grads = []
-    for compute in (_autograd_terms, _fused_terms):
+    autograd_total = lambda t: sum(_autograd_terms(t, y, 3, (True, True, True)))  # noqa: E731
+    fused_total = lambda t: _fused(t, y, 3, (1, 1, 1))[0]  # noqa: E731
+    for compute in (autograd_total, fused_total):
         z = z0.clone().requires_grad_(True)
-        sum(compute(z, y, 3, (True, True, True))).backward()
+        compute(z).backward()
         grads.append(z.grad.numpy())
     assert np.isfinite(grads[1]).all()
     # compared against the largest entry (near collapse the entries span many magnitudes),

@@ -1,11 +1,14 @@
-"""The local loss as one autograd node with a hand-written backward.
+"""The local loss as one autograd node with a closed-form gradient.
 
 On narrow blocks the local loss is bound by the number of tensor operations, not by
 arithmetic: autograd records about 30 small operations in the forward and replays about 60 in
 the backward, each of which costs microseconds of dispatch on a CPU. For 4 x Dense(256) at
 batch 128 that was half of a block step. :class:`InfoRegularization` computes the same three
-terms (``info_regularization._gram_terms`` and the variance term) and returns their gradient in
-closed form, about a third of the operations and one N x N x D product instead of three.
+terms (``info_regularization._gram_terms`` and the variance term) and their weighted sum, and
+its gradient in closed form: one N x N x D product for the terms and one for the gradient, and
+about 100 tensor operations per step with the label similarity, where autograd through the same
+terms runs about 210 (and the first version of this node, with the weights applied outside it
+and the gradient made in its backward, 140).
 
 The gradient (``docs/architecture.md``, "The local loss") is one N x N matrix times the
 normalised rows plus rank-one corrections. With ``n`` the L2-normalised rows, ``c`` the
@@ -19,15 +22,17 @@ its clamped similarity matrix:
   ``q_i = 2 sum_k A_ik raw_ik`` (the unclamped similarity); through the row centring this is
   ``B n - (B m) 1^T``, ``m`` the row means of ``n``.
 
-The column-centring needs no correction: every column of the variance and covariance
-gradients already sums to zero. Then one backward of the row normalisation. The N x N parts
-run in float64, as in the autograd form (they subtract quantities of size 1).
+Each term's weight scales its part of these matrices, so the weighted gradient is one sum. The
+column-centring needs no correction: every column of the variance and covariance gradients
+already sums to zero. Then one backward of the row normalisation. The N x N parts run in
+float64, as in the autograd form (they subtract quantities of size 1).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 
 _STD_EPS = 1e-7  # keeps sqrt differentiable when a column has zero variance (collapse)
 _NORM_EPS = 1e-8  # keeps the row normalisation of a similarity matrix finite for constant rows
@@ -35,93 +40,124 @@ _UNIT_EPS = 1e-12  # F.normalize's floor on a row norm
 
 
 class InfoRegularization(torch.autograd.Function):
-    """``(variance, invariance, covariance)`` of projector outputs ``z`` with a closed-form backward.
+    """The weighted local loss and its three terms, with a closed-form gradient.
 
-    ``forward(ctx, z, target, terms)``: ``z`` (N, D) floating point; ``target`` the N x N label
-    similarity in float64 (no gradient); ``terms`` a tuple of three bools saying which terms to
-    compute (a term that is off is returned as 0 and costs nothing).
+    ``forward(ctx, z, target, weights)``: ``z`` (N, D) floating point; ``target`` the N x N label
+    similarity in float64 (no gradient; None when the invariance weight is 0); ``weights`` the
+    three term weights as floats (a term of weight 0 is returned as 0 and costs nothing).
+    Returns ``(total, variance, invariance, covariance)``: the weighted sum, which carries the
+    gradient, and the unweighted terms, which do not.
+
+    The gradient is computed in the forward, while its N x N parts are at hand, whenever ``z``
+    needs one: the backward is then one multiplication. That keeps one N x D tensor for the
+    backward instead of the normalised rows and three N x N matrices, and folds the weights into
+    the N x N matrices instead of combining three gradients afterwards.
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, target: torch.Tensor, terms: tuple[bool, bool, bool]):
+    def forward(ctx, z: torch.Tensor, target: torch.Tensor | None, weights: tuple[float, float, float]):
         n_rows, width = z.shape
-        want_var, want_inv, want_cov = terms
-        norm = z.norm(dim=1, keepdim=True).clamp_min(_UNIT_EPS)
+        w_var, w_inv, w_cov = weights
+        want_grad = ctx.needs_input_grad[0]
+        norm = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min_(_UNIT_EPS)
         normed = z / norm
-        mu = normed.mean(dim=0)
-        centred = normed - mu
-        col_ss = centred.pow(2).sum(dim=0)  # column sums of squares: variance and diag(C)
-        zero = z.new_zeros(())
-        variance = invariance = covariance = zero
-        var_coef = cov_scale = None
-        if want_var:
-            std = torch.sqrt(col_ss / (n_rows - 1) + _STD_EPS)
-            variance = F.relu(1.0 - std).mean() / n_rows
-            var_coef = torch.where(std < 1.0, -1.0 / (n_rows * width * (n_rows - 1) * std), 0.0)
-        gram = (normed @ normed.T).double() if (want_inv or want_cov) else None
-        inv_parts = None
-        if want_inv:
+        centred = normed - normed.mean(dim=0)
+        col_ss = centred.square().sum(dim=0)  # column sums of squares: variance and diag(C)
+        variance = invariance = covariance = None
+        gamma = None  # per-column factor of grad_n on the centred rows (the input's dtype)
+        mix = shift = None  # grad_n's N x N matrix on the rows and its row shift (float64)
+        if w_var:
+            std = col_ss.mul(1.0 / (n_rows - 1)).add_(_STD_EPS).sqrt_()
+            short = (1.0 - std).clamp_min_(0.0)  # relu(1 - std)
+            variance = short.sum() * (1.0 / (n_rows * width))
+            if want_grad:  # d/dc_ij = -[std_j < 1] c_ij / (N D (N - 1) std_j)
+                gamma = (short > 0) / std * (-w_var / (n_rows * width * (n_rows - 1)))
+        if w_inv or w_cov:
+            gram = (normed @ normed.T).double()
+        if w_inv:
             m = normed.mean(dim=1).double()
-            dots = gram - width * m[:, None] * m[None, :]
-            r = _safe_sqrt(torch.diagonal(dots))
-            inv = 1.0 / (r + _NORM_EPS)
-            raw = dots * inv[:, None] * inv[None, :]
-            diff = raw.clamp(-1.0, 1.0) - target
-            invariance = diff.pow(2).mean().to(z.dtype)
-            # dI/d(raw): the mse gradient where the clamp passes it (torch's clamp passes the
-            # gradient on the bounds too)
-            a = torch.where((raw >= -1.0) & (raw <= 1.0), diff, 0.0) * (2.0 / n_rows**2)
-            inv_parts = (a, raw, r, inv, m)
-        centred_gram = None
-        if want_cov:
+            dots = torch.addr(gram, m, m, alpha=-width)  # row-centred dot products
+            r = torch.diagonal(dots).clamp_min(0.0).sqrt()
+            inv = (r + _NORM_EPS).reciprocal()
+            outer = torch.outer(inv, inv)
+            raw = dots * outer
+            clamped = raw.clamp(-1.0, 1.0)
+            diff = clamped - target
+            invariance = diff.square().mean().to(z.dtype)
+            if want_grad:
+                # a = dI/d(raw) / k with k = 2 w / N^2: the mse gradient where the clamp passes
+                # it (torch's clamp passes it on the bounds too)
+                a = diff * (clamped == raw)
+                q = (a * raw).sum(dim=1)
+                r_inv = torch.where(r > 0, r, math.inf).reciprocal()  # 1 / r, 0 for a constant row
+                mix = a * outer
+                mix.diagonal().sub_(q * inv * r_inv)
+                mix.mul_(4.0 * w_inv / n_rows**2)  # B = 2 k (a inv_i inv_j - diag(q inv / r))
+                shift = mix @ m
+        if w_cov:
             row_means = gram.mean(dim=1)
-            centred_gram = gram - row_means[:, None] - row_means[None, :] + row_means.mean()
-            diag_c = col_ss.double() / n_rows
-            off = centred_gram.pow(2).sum() / n_rows**2 - diag_c.pow(2).sum()
-            covariance = (off.clamp_min(0.0) / width).to(z.dtype)
-            cov_scale = (off > 0).double() * (4.0 / (n_rows**2 * width))
-        ctx.save_for_backward(z, normed, norm, mu, col_ss)
-        ctx.parts = (var_coef, inv_parts, centred_gram, cov_scale)
-        return variance, invariance, covariance
+            half = row_means - row_means.mean() * 0.5
+            centred_gram = gram - half[:, None] - half[None, :]  # c c^T = G - r 1^T - 1 r^T + s
+            col_ss64 = col_ss.double()
+            flat = centred_gram.view(-1)
+            off = (torch.dot(flat, flat) - torch.dot(col_ss64, col_ss64)) * (1.0 / n_rows**2)
+            covariance = (off.clamp_min(0.0) * (1.0 / width)).to(z.dtype)
+            if want_grad:  # d/dc = 4 / (N^2 D) (K c - N c diag(C)), and K c = K n
+                scale = (off > 0).double().mul_(4.0 * w_cov / (n_rows**2 * width))
+                term = centred_gram * scale
+                mix = term if mix is None else mix.add_(term)
+                diag_term = (col_ss64 * scale).neg_().to(z.dtype)
+                gamma = diag_term if gamma is None else gamma.add_(diag_term)
+        parts = [z.new_zeros(()) if t is None else t for t in (variance, invariance, covariance)]
+        total = sum_weighted(parts, weights)
+        ctx.mark_non_differentiable(*parts)
+        ctx.set_materialize_grads(False)  # no zero gradients made for the three parts
+        if want_grad:
+            ctx.save_for_backward(_gradient(z, normed, norm, centred, gamma, mix, shift))
+        return (total, *parts)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_var: torch.Tensor, g_inv: torch.Tensor, g_cov: torch.Tensor):
-        z, normed, norm, mu, col_ss = ctx.saved_tensors
-        var_coef, inv_parts, centred_gram, cov_scale = ctx.parts
-        # grad_n = M @ n - b 1^T + n * gamma - 1 (mu * gamma)^T, M and b from the N x N parts,
-        # gamma the per-column scale of the variance and diagonal-covariance terms
-        mix = None  # M, float64
-        shift = None  # b, float64
-        gamma = None  # float32 / the input's dtype
-        if var_coef is not None:
-            gamma = var_coef * g_var
-        if inv_parts is not None:
-            a, raw, r, inv, m = inv_parts
-            a = a * g_inv.double()
-            q = 2.0 * (a * raw).sum(dim=1)
-            self_term = torch.where(r > 0, q * inv / torch.where(r > 0, r, 1.0), 0.0)
-            b_mat = 2.0 * a * inv[:, None] * inv[None, :]
-            b_mat.diagonal().sub_(self_term)
-            mix = b_mat
-            shift = b_mat @ m
-        if centred_gram is not None:
-            scale = cov_scale * g_cov.double()
-            mix = centred_gram * scale if mix is None else mix.add_(centred_gram * scale)
-            diag_term = (-scale * col_ss.double()).to(z.dtype)  # -N diag(C) * 4 / (N^2 D)
-            gamma = diag_term if gamma is None else gamma + diag_term
-        grad_n = torch.zeros_like(normed)
-        if mix is not None:
-            grad_n = mix.to(z.dtype) @ normed
+    def backward(ctx, g_total: torch.Tensor, *_unused: torch.Tensor):
+        if g_total is None:  # grads are not materialised: the total was not used
+            return None, None, None
+        (grad_z,) = ctx.saved_tensors
+        return grad_z * g_total, None, None
+
+
+def sum_weighted(parts: list[torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
+    """``sum(w * part)`` over the parts of nonzero weight, as a new tensor (zero if none)."""
+    total = None
+    for part, weight in zip(parts, weights, strict=True):
+        if weight:
+            total = part * weight if total is None else total.add(part, alpha=weight)
+    return parts[0].new_zeros(()) if total is None else total
+
+
+def _gradient(
+    z: torch.Tensor,
+    normed: torch.Tensor,
+    norm: torch.Tensor,
+    centred: torch.Tensor,
+    gamma: torch.Tensor | None,
+    mix: torch.Tensor | None,
+    shift: torch.Tensor | None,
+) -> torch.Tensor:
+    """d(total)/dz from grad_n = M n - b 1^T + c diag(gamma), through the row normalisation."""
+    if mix is not None:
+        grad_n = mix.to(z.dtype) @ normed
         if shift is not None:
-            grad_n = grad_n - shift.to(z.dtype)[:, None]
+            grad_n.sub_(shift.to(z.dtype).unsqueeze(1))
         if gamma is not None:
-            grad_n = grad_n + (normed - mu) * gamma
-        # backward of n = z / max(||z||, eps): the radial part of the gradient goes
-        radial = (grad_n * normed).sum(dim=1, keepdim=True)
-        radial = torch.where(norm > _UNIT_EPS, radial, 0.0)  # a floored norm is a constant
-        grad_z = (grad_n - normed * radial) / norm
-        return grad_z, None, None
+            grad_n.addcmul_(centred, gamma)
+    elif gamma is not None:
+        grad_n = centred * gamma
+    else:
+        return torch.zeros_like(z)
+    # backward of n = z / max(||z||, eps): the radial part of the gradient goes
+    radial = (grad_n * normed).sum(dim=1, keepdim=True)
+    radial = torch.where(norm > _UNIT_EPS, radial, 0.0)  # a floored norm is a constant
+    return grad_n.addcmul_(normed, radial, value=-1.0).div_(norm)
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:

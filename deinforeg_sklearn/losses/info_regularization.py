@@ -81,7 +81,8 @@ def info_regularization_loss(
         Scalar weighted sum of the terms, always finite and >= 0.
     parts : dict of str to torch.Tensor
         Only with ``return_parts=True``: the unweighted ``variance``, ``invariance`` and
-        ``covariance`` terms (a removed term is reported as 0).
+        ``covariance`` terms (a removed term is reported as 0), for reporting: the gradient
+        flows through ``total`` (in the Gram form the parts carry none).
     """
     if z.dim() != 2:
         raise ValueError(f"z must be a 2-D (N, C) tensor, got shape {tuple(z.shape)}.")
@@ -103,19 +104,17 @@ def info_regularization_loss(
             return info_regularization_loss(z.float(), y, n_classes, weights, return_parts)
     w_var, w_inv, w_cov = (float(w) for w in weights)
     if uses_gram(n, width, w_inv != 0.0):
-        # One autograd node with a closed-form backward (losses/fused.py): the same terms as
-        # `_gram_terms` with a third of the operations
+        # One autograd node with a closed-form gradient (losses/fused.py): the same terms as
+        # `_gram_terms`, weighted and summed inside it, in under half of the operations
         target = _label_similarity(y, n_classes, torch.float64) if w_inv != 0.0 else None
-        variance, invariance, covariance = InfoRegularization.apply(
-            z, target, (w_var != 0.0, w_inv != 0.0, w_cov != 0.0)
-        )
+        total, variance, invariance, covariance = InfoRegularization.apply(z, target, (w_var, w_inv, w_cov))
     else:
         normed = F.normalize(z, dim=1)
         centred = normed - normed.mean(dim=0)
         variance = _variance(centred) if w_var != 0.0 else z.new_zeros(())
         invariance, covariance = _column_terms(normed, centred, y, n_classes, w_inv != 0.0, w_cov != 0.0)
+        total = w_var * variance + w_inv * invariance + w_cov * covariance
 
-    total = w_var * variance + w_inv * invariance + w_cov * covariance
     if return_parts:
         return total, {"variance": variance, "invariance": invariance, "covariance": covariance}
     return total
