@@ -58,6 +58,23 @@ def test_training_candidates_start_from_the_named_heads(monkeypatch):
     assert {c["max_iter"] for c in candidates("dense", SUITE["wine"], "epochs")} == {20, 30}
 
 
+def test_width_stage_narrows_the_dense_projector_and_skips_other_kinds():
+    widths = [c["projector"] for c in candidates("dense", SUITE["digits"], "width")]
+    assert widths == [(256,), (128,), (64,)]
+    assert [c["projector"] for c in candidates("dense", SUITE["wine"], "width")] == [(64,), (32,), (16,)]
+    assert candidates("conv", SUITE["fashion_conv"], "width") == []
+
+
+def test_a_stage_resumes_its_own_rows_only(tmp_path):
+    from defaults import _done
+
+    path = tmp_path / "study.csv"
+    _write(path, [{"set": "digits", "seed": 0, "stage": "training", "config": "projector=(256,)"}])
+    done = _done(path)
+    assert ("digits", "0", "training", "projector=(256,)") in done
+    assert ("digits", "0", "width", "projector=(256,)") not in done  # rerun on the current code
+
+
 def test_paper_benchmarks_keep_the_paper_settings_not_the_package_defaults():
     task = TASKS["digits-lstm"]
     est = make_estimator("DeInfoReg", task, 2, 0, Budget(3, 2), None)
