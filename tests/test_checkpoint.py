@@ -84,6 +84,34 @@ def test_resume_on_a_pipeline(engine, part, tmp_path, monkeypatch, one_thread):
     assert_same_training(reference, resumed, X)
 
 
+def test_dropout_on_every_stage_process_resumes_its_own_stream(part, tmp_path, monkeypatch, one_thread):
+    # Each stage process draws dropout masks from its own stream, seeded from random_state and
+    # its rank; the checkpoint keeps every rank's stream, so the resumed fit draws the masks
+    # the uninterrupted one drew and ends where it ends.
+    from deinforeg_sklearn.blocks import Custom
+    from tests.stage_helpers import dropout_block
+
+    X, y = part
+    piped = dict(FAST, blocks=[Custom(dropout_block)] * 2, devices=["cpu", "cpu"], engine="processes")
+    reference = DeInfoRegClassifier(**piped).fit(X, y)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 3)
+        with pytest.raises(RuntimeError):
+            DeInfoRegClassifier(**piped, checkpoint=tmp_path).fit(X, y)
+    assert set(_saved(tmp_path)["progress"].rank_rngs) == {1}
+    resumed = DeInfoRegClassifier(**piped, checkpoint=tmp_path).fit(X, y)
+    assert_same_training(reference, resumed, X, atol=0)
+
+
+def test_stage_processes_get_distinct_seeds_that_follow_the_fit_seed():
+    from deinforeg_sklearn.engines.processes import rank_seed
+
+    seeds = {rank_seed(seed, rank) for seed in (0, 1, 2) for rank in (1, 2, 3)}
+    assert len(seeds) == 9  # no two ranks, and no two fit seeds, share a stream
+    assert rank_seed(5, 1) == rank_seed(5, 1)
+    assert all(0 <= s < 2**63 for s in seeds)  # a valid torch.manual_seed
+
+
 def test_a_finished_checkpoint_is_not_resumed(part, tmp_path):
     X, y = part
     first = DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)

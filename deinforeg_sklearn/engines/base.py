@@ -25,6 +25,9 @@ from deinforeg_sklearn.training.protocols import Activation
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import NonFiniteLoss, StepTrainer, step_jointly
 
+#: A process's torch random state: the CPU generator's, and its CUDA device's (or None).
+RankRandomState = tuple[torch.Tensor, torch.Tensor | None]
+
 __all__ = ["Augment", "Engine", "MaskFn", "prepare_batch", "step_units"]
 
 
@@ -155,6 +158,19 @@ class Engine:
         In-process engines have nothing to stop; the process engine stops its stage processes,
         so that closing it afterwards does not wait for ranks that will never hear from rank 0.
         """
+
+    def seed_ranks(self, seed: int, saved: dict[int, RankRandomState] | None) -> None:
+        """Give each helper rank its own random stream before the first epoch of a fit.
+
+        In one process there is one stream, seeded by the estimator: nothing to do. The
+        process engine seeds rank r > 0 from ``seed`` and r (or restores ``saved[r]``, its
+        state at a checkpoint), so that ``random_state`` decides the draws (dropout) of every
+        stage, no two stages share a stream, and a resumed fit continues each stream.
+        """
+
+    def rank_random_states(self) -> dict[int, RankRandomState]:
+        """The random states of the helper ranks at the last :meth:`sync` (for checkpoints)."""
+        return {}
 
     def epoch_gradients(self) -> list[float]:
         """Mean encoder-gradient magnitude per block since the last call (when recorded)."""

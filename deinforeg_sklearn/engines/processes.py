@@ -32,7 +32,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, RowSource, prepare_batch, step_units
+from deinforeg_sklearn.engines.base import (
+    Augment,
+    Engine,
+    MaskFn,
+    RankRandomState,
+    RowSource,
+    prepare_batch,
+    step_units,
+)
 from deinforeg_sklearn.engines.launch import SpawnedRanks, dist_timeout
 from deinforeg_sklearn.engines.placement import place_units
 from deinforeg_sklearn.training.protocols import UnitNetwork
@@ -120,6 +128,7 @@ class ProcessEngine(Engine):
         self._group: contextlib.AbstractContextManager | None = None  # the launcher's, while started
         self._ranks: SpawnedRanks | None = None  # what spawned_group yields (env_group: None)
         self._saved_cuda_device: int | None = None
+        self._rank_states: dict[int, RankRandomState] = {}  # ranks > 0, as of the last sync
 
     @property
     def rank(self) -> int:
@@ -242,8 +251,36 @@ class ProcessEngine(Engine):
             stats.merge(part)
         return stats.means(sum(len(b) for b in batches))
 
+    def seed_ranks(self, seed: int, saved: dict[int, RankRandomState] | None) -> None:
+        # Rank 0's view wins: under torchrun every rank reads the checkpoint itself, and a
+        # spawned rank never does.
+        shared = [saved]
+        dist.broadcast_object_list(shared, src=0)
+        rank = self.rank
+        if rank == 0:  # the estimator seeded (or restored) the caller's own stream
+            return
+        state = (shared[0] or {}).get(rank)
+        if state is None:
+            torch.manual_seed(rank_seed(seed, rank))
+            return
+        cpu, cuda = state
+        torch.set_rng_state(cpu)
+        if cuda is not None and self.devices[rank].type == "cuda":
+            torch.cuda.set_rng_state(cuda, self.devices[rank])
+
+    def rank_random_states(self) -> dict[int, RankRandomState]:
+        return dict(self._rank_states)
+
+    def _own_random_state(self) -> RankRandomState:
+        device = self.devices[self.rank]
+        cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
     def sync(self) -> None:
-        """All-gather every stage's trained state (weights, buffers, optimiser, schedule)."""
+        """All-gather every stage's trained state (weights, buffers, optimiser, schedule).
+
+        Each rank's random state travels with it, so that rank 0 can checkpoint it.
+        """
         rank = self.rank
         mine = {
             u: (
@@ -254,9 +291,11 @@ class ProcessEngine(Engine):
             )
             for u in self.stages[rank]
         }
-        gathered: list[dict] = [None] * dist.get_world_size()  # type: ignore[list-item]
-        dist.all_gather_object(gathered, mine)
-        for part in gathered:
+        gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
+        dist.all_gather_object(gathered, (rank, self._own_random_state(), mine))
+        for other, random_state, part in gathered:
+            if other > 0:
+                self._rank_states[other] = random_state
             for u, (module_state, optim_state, steps, grads) in part.items():
                 # every rank keeps the gathered gradient means, for its history
                 self.gathered_gradients[u] = grads
@@ -315,6 +354,15 @@ class ProcessEngine(Engine):
             dist.recv(raw, src, group=self.data_group)
             mask = raw.bool().to(device)
         return h.to(device), yb.to(device), mask
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of pipeline rank ``rank`` in a fit seeded with ``seed`` (rank 0 uses ``seed``).
+
+    Drawn from a ``SeedSequence`` of both, so that neighbouring seeds and ranks give unrelated
+    streams rather than shifted copies of one another.
+    """
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def _cpu_state(state: dict) -> dict:

@@ -99,5 +99,6 @@ def make_plan(
         val_weight=rows.val_weight,
         X_val=None if X_val is None else to_rows(X_val, shape, input_scale, tokens, num_workers),
         y_val=None if y_val_idx is None else torch.from_numpy(y_val_idx.astype(np.int64)),
+        seed=seed,
     )
     return plan, message

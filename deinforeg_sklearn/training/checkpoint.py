@@ -13,8 +13,8 @@ checkpoint whole. The file is torch's format (``torch.save``), read with ``weigh
 like a pickle, load only checkpoints you wrote.
 
 Under the process engine only rank 0 writes: after each epoch's sync its network holds every
-stage's state. The random state of the other ranks' processes is not saved, so blocks with
-dropout on a stage other than the first resume with other dropout masks there.
+stage's state, and the random state of every other rank's process (which the resumed ranks take
+back, so dropout on any stage continues its stream).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class Progress:
         Early stopping ended the fit at this epoch (nothing is left to train).
     extra : dict
         What the estimator needs besides (e.g. the projector widths of its blocks).
+    rank_rngs : dict of int to (tensor, tensor or None)
+        Under the process engine, the random state of each stage process other than the
+        writer's (CPU, and its CUDA device's), as of the epoch's sync; empty otherwise.
     """
 
     network: UnitNetwork
@@ -74,6 +77,7 @@ class Progress:
     scores: np.ndarray | None = None
     stopped: bool = False
     extra: dict = field(default_factory=dict)
+    rank_rngs: dict = field(default_factory=dict)
 
 
 class Checkpointer:

@@ -153,6 +153,8 @@ class FitLoop:
         best = _BestEpoch(self.config)
         last_good: Snapshot | None = None
         stopped, scores = False, None
+        # every rank's own random stream: seeded, or where the checkpoint left it
+        engine.seed_ranks(plan.seed, None if self.resume is None else _saved_rank_states(self.resume))
         if self.resume is not None:
             best.score, best.stale, best.snapshot = (
                 self.resume.best_score,
@@ -169,7 +171,9 @@ class FitLoop:
                     last_good = Snapshot.take(network, len(history), scores)
                 stop = best.update(network, len(history), scores)
                 if self.saver is not None and engine.writes_checkpoints:
-                    self.saver(_progress(network, history, plan, best, scores, stop))
+                    progress = _progress(network, history, plan, best, scores, stop)
+                    progress.rank_rngs = engine.rank_random_states()
+                    self.saver(progress)
                 if stop:
                     stopped = True
                     break
@@ -249,6 +253,11 @@ def _progress(
         scores=scores,
         stopped=stop,
     )
+
+
+def _saved_rank_states(progress: Progress) -> dict:
+    """The helper ranks' random states in a checkpoint (none in one written before they were kept)."""
+    return getattr(progress, "rank_rngs", {})
 
 
 def _validation_scores(network: UnitNetwork, plan: FitPlan) -> np.ndarray:

@@ -52,6 +52,9 @@ class FitPlan:
         Weights of the validation rows in the validation accuracy (None: equal).
     X_val, y_val : Rows or DatasetRows, and tensor; or None
         The user's validation set, when given (then ``val_idx`` is None).
+    seed : int
+        The fit's seed (``rng`` was made from it); a pipeline's helper ranks derive their
+        torch seeds from it.
     """
 
     X: RowSource
@@ -68,6 +71,7 @@ class FitPlan:
     val_weight: np.ndarray | None = None
     X_val: RowSource | None = None
     y_val: torch.Tensor | None = None
+    seed: int = 0
 
     @property
     def validates(self) -> bool:
