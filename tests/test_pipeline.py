@@ -5,16 +5,17 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 from equivalence import assert_same_training
-from stage_helpers import killed_on_third, raise_on_third, stage_processes
+from stage_helpers import dropout_block, killed_on_third, raise_on_third, stage_processes
 
 from deinforeg_sklearn import DeInfoRegClassifier
-from deinforeg_sklearn.blocks import LSTM, Conv, Dense, Embedding
+from deinforeg_sklearn.blocks import LSTM, Conv, Custom, Dense, Embedding
 from deinforeg_sklearn.engines import balance, default_engine
 from deinforeg_sklearn.engines.launch import StageProcessError
 from deinforeg_sklearn.engines.processes import data_backend
@@ -127,6 +128,40 @@ def test_auto_engine_follows_the_measured_step(images, monkeypatch):
     X, y = images
     fit(X, y, blocks=[Dense(4)] * 4, input_shape=None, devices=["cpu", "cpu"], max_iter=1)
     assert chosen == ["processes"]  # tiny dense blocks step in well under 20 ms
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_auto_runs_dropout_stages_on_one_device_as_processes(dropout, images, monkeypatch):
+    # Thread stages on one device share its random generator and would draw dropout masks in
+    # no fixed order; "auto" then takes processes (a generator each) whatever the step time.
+    import deinforeg_sklearn.engines.setup as module
+
+    chosen = []
+    real = module.pipeline_engine
+    monkeypatch.setattr(module, "default_engine", lambda *a: "threads")  # as for large steps
+    monkeypatch.setattr(
+        module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
+    )
+    X, y = images
+    blocks = [Custom(dropout_block) if dropout else Dense(8)] * 2
+    fit(X, y, blocks=blocks, input_shape=None, devices=["cpu", "cpu"], max_iter=1)
+    assert chosen == ["processes" if dropout else "threads"]
+
+
+def test_explicit_threads_on_one_device_warn_when_blocks_draw_random_numbers(images):
+    X, y = images
+    kw = dict(input_shape=None, devices=["cpu", "cpu"], engine="threads", max_iter=1)
+    with pytest.warns(UserWarning, match="not reproducible"):
+        fit(X, y, blocks=[Custom(dropout_block)] * 2, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no warning when no block draws
+        fit(X, y, blocks=[Dense(8)] * 2, **kw)
+
+
+def test_dropout_pipeline_under_auto_is_reproducible(images):
+    X, y = images
+    kw = dict(blocks=[Custom(dropout_block)] * 2, input_shape=None, devices=["cpu", "cpu"], max_iter=2)
+    assert_same_training(fit(X, y, **kw), fit(X, y, **kw), X, atol=0)
 
 
 def stage_threads():

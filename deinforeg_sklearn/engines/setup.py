@@ -38,6 +38,7 @@ from deinforeg_sklearn.engines.placement import (
     stage_units,
 )
 from deinforeg_sklearn.engines.processes import ProcessEngine, env_group, launched_by_torchrun
+from deinforeg_sklearn.engines.randomness import draws_random_numbers, shared_stream_devices
 from deinforeg_sklearn.engines.sequential import SequentialEngine
 from deinforeg_sklearn.engines.threads import ThreadEngine
 from deinforeg_sklearn.training.plan import FitPlan
@@ -143,11 +144,23 @@ def start_engine(
             costs = unit_costs(network, devices, plan)
         counts = list(request.counts) if request.counts is not None else balance(costs, len(devices))
         stages = stage_units(counts)
+        shared = shared_stream_devices(devices)
+        shares_a_stream = bool(shared) and request.kind != "processes" and _draws_on(network, plan, shared[0])
         place_units(network.trainers, stages, devices)
         kind = request.kind
         if kind == "auto":
             slowest = None if costs is None else max(sum(costs[u] for u in units) for units in stages)
-            kind = default_engine(devices, slowest)
+            # stage processes own their random streams; threads on one device would share one
+            kind = "processes" if shares_a_stream else default_engine(devices, slowest)
+        elif shares_a_stream:
+            warnings.warn(
+                f"engine='threads' with several stages on {shared[0]}, whose blocks draw random "
+                "numbers in training (e.g. dropout): those stages share one random generator and "
+                "draw from it in no fixed order, so the fit is not reproducible. Use "
+                "engine='processes' (a generator per stage), one stage per device, or one device.",
+                UserWarning,
+                stacklevel=2,
+            )
         engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
     engine.start()
     return engine
@@ -186,6 +199,14 @@ def unit_costs(
         return measure_block_costs(network.trainers, x, y, mask, repeats)
     finally:
         torch.set_num_threads(saved)
+
+
+def _draws_on(network: UnitNetwork, plan: FitPlan, device: torch.device) -> bool:
+    """Whether the network's training forward draws random numbers on ``device`` (a probe batch)."""
+    probe = plan.train_idx[: plan.batch_size]
+    network.to(device)
+    x, y, mask = prepare_batch(plan.X, plan.y, probe, device, plan.mask_fn, None)
+    return draws_random_numbers(network.trainers, x, y, mask)
 
 
 def pipeline_engine(

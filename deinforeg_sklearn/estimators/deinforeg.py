@@ -108,9 +108,11 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         block step on a probe batch.
     engine : {"auto", "threads", "processes"}, default="auto"
         How stages run concurrently: threads in this process, or one process per stage over
-        torch.distributed. "auto" picks by device type (see docs/pipeline.md).
+        torch.distributed. "auto" picks by device type and step time, and takes processes
+        when stages that share a device draw random numbers, such as dropout (see
+        docs/pipeline.md).
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, the validation split, batch order and augmentation.
+        Seeds weight initialisation, the validation split, batch order, augmentation and dropout.
     verbose : int, default=0
         0: silent. 1: a progress bar per epoch, ending with each block's loss and accuracy, on a
         terminal; one plain line per epoch otherwise (stderr).
