@@ -188,9 +188,7 @@ def unit_costs(
 
     Each unit's step runs once to warm up, then ``repeats`` times timed.
     """
-    probe = plan.train_idx[: plan.batch_size]
-    network.to(devices[0])
-    x, y, mask = prepare_batch(plan.X, plan.y, probe, devices[0], plan.mask_fn, None)
+    x, y, mask = _probe_batch(network, plan, devices[0])
     saved = torch.get_num_threads()
     threads = cpu_threads_per_stage(devices)
     if threads:
@@ -203,10 +201,15 @@ def unit_costs(
 
 def _draws_on(network: UnitNetwork, plan: FitPlan, device: torch.device) -> bool:
     """Whether the network's training forward draws random numbers on ``device`` (a probe batch)."""
-    probe = plan.train_idx[: plan.batch_size]
+    return draws_random_numbers(network.trainers, *_probe_batch(network, plan, device))
+
+
+def _probe_batch(
+    network: UnitNetwork, plan: FitPlan, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The first training batch on ``device``, with the network moved there (for measurements)."""
     network.to(device)
-    x, y, mask = prepare_batch(plan.X, plan.y, probe, device, plan.mask_fn, None)
-    return draws_random_numbers(network.trainers, x, y, mask)
+    return prepare_batch(plan.X, plan.y, plan.train_idx[: plan.batch_size], device, plan.mask_fn, None)
 
 
 def pipeline_engine(
