@@ -208,3 +208,25 @@ def test_process_rank_pins_its_gpu_and_gives_the_caller_its_own_back(images, mon
     fit(X, y, devices=[1, 0], engine="processes")
     assert seen and set(seen) == {1}
     assert torch.cuda.current_device() == 0
+
+
+def test_dropout_draws_are_found_on_a_gpu_and_two_stages_there_run_as_processes(monkeypatch):
+    # Two thread stages on one GPU would share its generator: "auto" takes processes instead.
+    from stage_helpers import dropout_block
+
+    import deinforeg_sklearn.engines.setup as setup
+    from deinforeg_sklearn.blocks import Custom
+    from deinforeg_sklearn.engines.randomness import draws_random_numbers
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(96, 6).astype(np.float32), rng.randint(0, 2, 96)
+    clf = fit(X, y, blocks=[Custom(dropout_block), Dense(8)], max_iter=1)
+    x, yb = torch.tensor(X[:16], device="cuda:0"), torch.tensor(y[:16], device="cuda:0")
+    state = torch.cuda.get_rng_state(0)
+    assert draws_random_numbers(clf.network_.trainers, x, yb, None)
+    assert torch.equal(state, torch.cuda.get_rng_state(0))  # the fit's stream is untouched
+    chosen = []
+    real = setup.pipeline_engine
+    monkeypatch.setattr(setup, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads"))
+    fit(X, y, blocks=[Custom(dropout_block)] * 2, devices=["cuda:0", "cuda:0"], max_iter=1)
+    assert chosen == ["processes"]
