@@ -116,7 +116,9 @@ def start_engine(
 
     One device: the sequential engine. Several: units are split into stages (the given
     placement, or balanced on the measured cost of each unit's step), moved to their devices,
-    and run by the thread or process engine (``kind``, or :func:`default_engine` for "auto").
+    and run by the thread or process engine (``kind``, or for "auto": processes when stages
+    that share a device draw random numbers, see :mod:`~deinforeg_sklearn.engines.randomness`,
+    else :func:`default_engine`).
     Use the result as a context manager (``with start_engine(...) as engine:``) so that it is
     closed, whatever happens.
 
