@@ -109,7 +109,7 @@ class InfoRegularization(torch.autograd.Function):
                 diag_term = (col_ss64 * scale).neg_().to(z.dtype)
                 gamma = diag_term if gamma is None else gamma.add_(diag_term)
         parts = [z.new_zeros(()) if t is None else t for t in (variance, invariance, covariance)]
-        total = sum_weighted(parts, weights)
+        total = _sum_weighted(parts, weights)
         ctx.mark_non_differentiable(*parts)
         ctx.set_materialize_grads(False)  # no zero gradients made for the three parts
         if want_grad:
@@ -125,7 +125,7 @@ class InfoRegularization(torch.autograd.Function):
         return grad_z * g_total, None, None
 
 
-def sum_weighted(parts: list[torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
+def _sum_weighted(parts: list[torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
     """``sum(w * part)`` over the parts of nonzero weight, as a new tensor (zero if none)."""
     total = None
     for part, weight in zip(parts, weights, strict=True):

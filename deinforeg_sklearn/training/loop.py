@@ -171,9 +171,7 @@ class FitLoop:
                     last_good = Snapshot.take(network, len(history), scores)
                 stop = best.update(network, len(history), scores)
                 if self.saver is not None and engine.writes_checkpoints:
-                    progress = _progress(network, history, plan, best, scores, stop)
-                    progress.rank_rngs = engine.rank_random_states()
-                    self.saver(progress)
+                    self.saver(_progress(network, history, plan, best, scores, stop, engine))
                 if stop:
                     stopped = True
                     break
@@ -239,9 +237,19 @@ class FitLoop:
 
 
 def _progress(
-    network: UnitNetwork, history: list[dict], plan: FitPlan, best: _BestEpoch, scores, stop: bool
+    network: UnitNetwork,
+    history: list[dict],
+    plan: FitPlan,
+    best: _BestEpoch,
+    scores,
+    stop: bool,
+    engine: Engine,
 ) -> Progress:
-    """The state a checkpoint keeps after this epoch (random states are added by the saver)."""
+    """The state a checkpoint keeps after this epoch.
+
+    The helper ranks' random states come from the engine's last sync; this process's own are
+    added by the saver.
+    """
     return Progress(
         network=network,
         history=history,
@@ -252,6 +260,7 @@ def _progress(
         best=best.snapshot,
         scores=scores,
         stopped=stop,
+        rank_rngs=engine.rank_random_states(),
     )
 
 
