@@ -5,13 +5,16 @@ Sub-commands (rows are appended to CSV files, so an interrupted run resumes wher
     python benchmarks/defaults.py study  --sets digits fashion ... --seeds 0 1 2
     python benchmarks/defaults.py final  --seeds 0 1 2          # BP and DeInfoReg, defaults, test
     python benchmarks/defaults.py depth  --sets digits fashion --depths 2 4 8 12 16
+    python benchmarks/defaults.py selection --sets digits fashion breast_cancer wine tabular
     python benchmarks/defaults.py report                         # docs/results/defaults.md + plot
 
 ``study`` fits DeInfoReg with each candidate of its block kind (projector x alpha, then learning
 rate, schedule and early stopping) on the *train* split and scores every block's classifier on
 the *validation* split; one fit gives all three ``inference`` modes (the inference mode does not
 change training without early stopping). ``final`` and ``depth`` score on *test*, with the
-package's defaults apart from ``blocks``: they are run once, after the choice.
+package's defaults apart from ``blocks``: they are run once, after the choice. ``selection``
+compares rules that pick ``inference="best"``'s block from the estimator's own validation split
+(:data:`SELECTION_RULES`), scored on the study's validation split at several depths.
 
 Threads: ``torch.set_num_threads(2)`` (the machine's 2 cores); run alone.
 """
@@ -37,6 +40,7 @@ RESULTS = Path(__file__).parent.parent / "docs" / "results"
 STUDY_CSV = RESULTS / "defaults_study.csv"
 FINAL_CSV = RESULTS / "defaults_final.csv"
 DEPTH_CSV = RESULTS / "defaults_depth.csv"
+SELECTION_CSV = RESULTS / "defaults_selection.csv"
 
 
 #: The widths a projector candidate names, per block kind: the block's own feature width for
@@ -103,6 +107,25 @@ def candidates(kind: str, dev, stage: str) -> list[dict]:
         {**chosen, "learning_rate": 3e-3, "final_learning_rate": 0.0},
         {**chosen, "early_stopping": True},
     ]
+
+
+#: Rules for ``inference="best"``: which block predicts, from each block's accuracy and mean
+#: log-loss on the estimator's own validation split. "deeper" is the rule of the study's stages
+#: above. Decided before the selection run: the rule with the highest mean accuracy on the
+#: study's validation split (dense sets x seeds x depths 4, 8 and 12) replaces "deeper" if it
+#: scores at least :data:`SELECTION_MARGIN` above it; otherwise "deeper" stays.
+SELECTION_RULES = {
+    # the highest accuracy; ties to the deeper block
+    "deeper": lambda acc, loss: int(len(acc) - 1 - np.argmax(acc[::-1])),
+    # the highest accuracy; ties to the shallower block
+    "shallower": lambda acc, loss: int(np.argmax(acc)),
+    # the highest accuracy; ties to the lower log-loss
+    "tie_log_loss": lambda acc, loss: int(np.lexsort((loss, -acc))[0]),
+    # the lowest log-loss
+    "log_loss": lambda acc, loss: int(np.argmin(loss)),
+}
+SELECTION_MARGIN = 0.0025
+SELECTION_DEPTHS = (4, 8, 12)
 
 
 def _parse(text: str, w: int) -> dict:
@@ -191,6 +214,67 @@ def study(args) -> None:
                 print(row, flush=True)
 
 
+def _inner_validation(clf, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of X and y that ``clf``'s fit held out as its own validation split.
+
+    The estimator's rule (``data/split.py``, seeded as ``_fit`` seeds it), rebuilt here so that the
+    benchmark can score them with other metrics; checked against ``block_scores_`` by the caller.
+    """
+    from sklearn.utils import check_random_state
+
+    from deinforeg_sklearn.data.split import validation_split
+
+    seed = int(check_random_state(clf.random_state).randint(np.iinfo(np.int32).max))
+    _, val = validation_split(np.searchsorted(clf.classes_, y), clf.validation_fraction, seed)
+    return X[val], y[val]
+
+
+def _log_loss(probs: np.ndarray, rows: np.ndarray) -> float:
+    """Mean negative log-probability of the true classes (``rows``: class indices)."""
+    return float(-np.log(np.clip(probs[np.arange(len(rows)), rows], 1e-15, 1.0)).mean())
+
+
+def selection(args) -> None:
+    """Per-block scores of DeInfoReg (defaults) at several depths, for :data:`SELECTION_RULES`."""
+    done = _done(SELECTION_CSV)
+    for name in args.sets:
+        dev = SUITE[name]
+        if dev.kind != "dense":
+            continue
+        for seed in args.seeds:
+            X_tr, y_tr, X_va, y_va, _, _ = split(dev, seed)
+            for depth in args.depths:
+                config = f"depth={depth}"
+                if (name, str(seed), "selection", config) in done:
+                    continue
+                clf = DeInfoRegClassifier(blocks=dev.blocks(depth), random_state=seed, **dev.params)
+                start = time.perf_counter()
+                clf.fit(X_tr, y_tr)
+                seconds = time.perf_counter() - start
+                X_in, y_in = _inner_validation(clf, X_tr, y_tr)
+                probs = list(clf.staged_predict_proba(X_in))
+                inner_acc = np.array([np.mean(clf.classes_[p.argmax(1)] == y_in) for p in probs])
+                if not np.allclose(inner_acc, clf.block_scores_):
+                    raise RuntimeError("the rebuilt validation split is not the one the fit used")
+                rows = np.searchsorted(clf.classes_, y_in)
+                inner_loss = [_log_loss(p, rows) for p in probs]
+                row = {
+                    "set": name,
+                    "kind": dev.kind,
+                    "seed": seed,
+                    "stage": "selection",
+                    "config": config,
+                    "depth": depth,
+                    "inner_n": len(y_in),
+                    "inner_acc": " ".join(f"{a:.4f}" for a in inner_acc),
+                    "inner_loss": " ".join(f"{v:.5f}" for v in inner_loss),
+                    "val_blocks": " ".join(f"{a:.4f}" for a in _block_accuracies(clf, X_va, y_va)),
+                    "fit_s": round(seconds, 2),
+                }
+                _append(SELECTION_CSV, row)
+                print(row, flush=True)
+
+
 #: BP with DeInfoReg's learning-rate defaults: is the gap the method's, or the schedule's?
 BP_WITH_DEINFOREG_SCHEDULE = {"learning_rate": 3e-3, "final_learning_rate": 0.0}
 
@@ -245,11 +329,11 @@ def _resolved(clf) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["study", "final", "depth", "report"])
+    parser.add_argument("command", choices=["study", "final", "depth", "selection", "report"])
     parser.add_argument("--sets", nargs="+", default=list(SUITE))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--stage", choices=["heads", "training", "epochs", "width"], default="heads")
-    parser.add_argument("--depths", nargs="+", type=int, default=[2, 4, 8, 12, 16])
+    parser.add_argument("--depths", nargs="+", type=int, help="default: 2 to 16; selection: 4 8 12")
     parser.add_argument("--max-iter", type=int, default=None, help="epochs (default: the set's budget)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -258,11 +342,14 @@ def main() -> None:
     elif args.command == "final":
         final(args)
     elif args.command == "depth":
-        final(args, DEPTH_CSV, tuple(args.depths), methods=("BP", "DeInfoReg"))
+        final(args, DEPTH_CSV, tuple(args.depths or (2, 4, 8, 12, 16)), methods=("BP", "DeInfoReg"))
+    elif args.command == "selection":
+        args.depths = args.depths or list(SELECTION_DEPTHS)
+        selection(args)
     else:
         from defaults_report import write_report
 
-        write_report(STUDY_CSV, FINAL_CSV, DEPTH_CSV, RESULTS / "defaults.md")
+        write_report(STUDY_CSV, FINAL_CSV, DEPTH_CSV, RESULTS / "defaults.md", SELECTION_CSV, SELECTION_RULES)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
-from defaults import candidates
-from defaults_report import MARKER, final_table, study_tables, write_report
+from defaults import SELECTION_RULES, _inner_validation, candidates
+from defaults_report import MARKER, final_table, selection_table, study_tables, write_report
 from dev_suite import SUITE, split
 from experiment import PAPER_DEINFOREG, Budget, make_estimator
 from tasks import TASKS
@@ -111,7 +111,47 @@ def test_report_tables_from_rows(tmp_path):
     _write(tmp_path / "final.csv", final)
     page = tmp_path / "defaults.md"
     page.write_text("# hand-written\n\nkept\n\n" + MARKER + "\nold generated part\n")
-    write_report(tmp_path / "study.csv", tmp_path / "final.csv", tmp_path / "none.csv", page)
+    selection = [
+        {"set": "wine", "depth": d, "inner_n": 11, "inner_acc": "0.9 1.0 1.0", "inner_loss": "0.3 0.1 0.2",
+         "val_blocks": "0.80 0.90 0.70"}
+        for d in (4, 12)
+    ]  # fmt: skip
+    _write(tmp_path / "selection.csv", selection)
+    write_report(
+        tmp_path / "study.csv",
+        tmp_path / "final.csv",
+        tmp_path / "none.csv",
+        page,
+        tmp_path / "selection.csv",
+        SELECTION_RULES,
+    )
     text = page.read_text()
     assert text.startswith("# hand-written") and "kept" in text and "old generated part" not in text
     assert text.count(MARKER) == 1 and "| wine |" in text
+    assert "| deeper | 70.00 |" in text and "| tie_log_loss | 90.00 |" in text
+
+
+def test_selection_rules_pick_the_block_they_name():
+    acc, loss = np.array([0.9, 1.0, 1.0, 0.8]), np.array([0.2, 0.3, 0.1, 0.05])
+    picks = {name: rule(acc, loss) for name, rule in SELECTION_RULES.items()}
+    assert picks == {"deeper": 2, "shallower": 1, "tie_log_loss": 2, "log_loss": 3}
+    table = selection_table(
+        [{"set": "wine", "depth": 4, "inner_n": 11, "inner_acc": "0.9 1.0 1.0 0.8",
+          "inner_loss": "0.2 0.3 0.1 0.05", "val_blocks": "0.5 0.6 0.7 0.8"}],
+        SELECTION_RULES,
+    )  # fmt: skip
+    assert table[2].startswith("| deeper | 70.00 |") and table[3].startswith("| shallower | 60.00 |")
+
+
+def test_the_rebuilt_inner_split_is_the_one_the_fit_scored():
+    from deinforeg_sklearn import DeInfoRegClassifier
+    from deinforeg_sklearn.blocks import Dense
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(120, 5).astype(np.float32)
+    y = np.array(["a", "b", "c"])[(X[:, 0] * 3).astype(int)]
+    clf = DeInfoRegClassifier(blocks=[Dense(8)] * 2, max_iter=2, random_state=4).fit(X, y)
+    X_in, y_in = _inner_validation(clf, X, y)
+    assert len(y_in) == 12
+    scores = [np.mean(clf.classes_[p.argmax(1)] == y_in) for p in clf.staged_predict_proba(X_in)]
+    np.testing.assert_allclose(scores, clf.block_scores_)
