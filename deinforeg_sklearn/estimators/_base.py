@@ -293,7 +293,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             else:
                 max_token = int(X.max()) if tokens else None
                 network, projectors = self._new_network(
-                    config, shape, len(classes_), max_token, plan.n_batches
+                    config, shape, len(classes_), max_token, plan.n_batches, seed
                 )
                 history = []
             saver = None
@@ -350,9 +350,13 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         return plan
 
     def _new_network(
-        self, config: FitConfig, shape, n_classes: int, max_token, n_batches: int
+        self, config: FitConfig, shape, n_classes: int, max_token, n_batches: int, seed: int
     ) -> tuple[UnitNetwork, list[tuple[int, ...]]]:
-        """A freshly initialised network, and the projector widths it was built with."""
+        """A freshly initialised network, and the projector widths it was built with.
+
+        Every block draws its initial weights from its own stream (``blocks/streams.py``), so a
+        block starts from the same weights whatever blocks follow it.
+        """
         make_trainer = TrainerFactory(
             optimizer=self.optimizer,
             learning_rate=self.learning_rate,
@@ -363,7 +367,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             precision=self.precision,
             compile=self.compile,
         )
-        stack = build_encoders(config.specs, shape, max_token)
+        stack = build_encoders(config.specs, shape, max_token, seed)
         projectors = resolve_projectors(config.projector, stack.encoders, stack.widths)
         return self._build_network(stack, n_classes, make_trainer, projectors), projectors
 

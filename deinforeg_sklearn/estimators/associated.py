@@ -164,10 +164,10 @@ class ALClassifier(BaseDecoupledClassifier):
         previous = n_classes
         scale = float(self.label_learning_rate) / float(self.learning_rate)
         for i, (encoder, width) in enumerate(zip(stack.encoders, stack.widths, strict=True)):
-            blocks.append(
-                AssociatedBlock(
+            with stack.stream(i):
+                block = AssociatedBlock(
                     encoder, width, previous, int(self.label_width), first=i == 0, label_lr_scale=scale
                 )
-            )
+            blocks.append(block)
             previous = int(self.label_width)
         return AssociatedNetwork(blocks, make_trainer, stack.output_shapes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.blocks.streams import Part
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
 from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
@@ -122,6 +123,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         make_trainer: TrainerFactory,
         projectors: list[tuple[int, ...]],
     ) -> BackpropNetwork:
-        head, out = build_projector(stack.widths[-1], projectors[-1])
-        classifier = build_classifier(out, n_classes, stack.encoders[-1].sequence)
+        with stack.stream(len(stack.encoders) - 1, Part.OUTPUT):
+            head, out = build_projector(stack.widths[-1], projectors[-1])
+            classifier = build_classifier(out, n_classes, stack.encoders[-1].sequence)
         return BackpropNetwork(stack.encoders, head, classifier, make_trainer, stack.output_shapes)

@@ -113,6 +113,9 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         docs/pipeline.md).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, batch order, augmentation and dropout.
+        Each block draws its initial weights from a stream of its own, so the first k blocks of a
+        deeper network start from the k-block network's weights (and, without dropout or
+        augmentation, are trained to them): comparing depths is a paired comparison.
     verbose : int, default=0
         0: silent. 1: a progress bar per epoch, ending with each block's loss and accuracy, on a
         terminal; one plain line per epoch otherwise (stderr).
@@ -307,9 +310,11 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     ) -> DecoupledNetwork:
         config = LossConfig(n_classes, float(self.alpha), tuple(float(w) for w in self.loss_weights))
         blocks = []
-        for encoder, width, projector in zip(stack.encoders, stack.widths, projectors, strict=True):
-            head, out = build_projector(width, projector)
-            blocks.append(
-                LocalBlock(encoder, head, build_classifier(out, n_classes, encoder.sequence), config)
-            )
+        for i, (encoder, width, projector) in enumerate(
+            zip(stack.encoders, stack.widths, projectors, strict=True)
+        ):
+            with stack.stream(i):
+                head, out = build_projector(width, projector)
+                classifier = build_classifier(out, n_classes, encoder.sequence)
+            blocks.append(LocalBlock(encoder, head, classifier, config))
         return DecoupledNetwork(blocks, make_trainer, stack.output_shapes)

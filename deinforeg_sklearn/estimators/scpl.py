@@ -8,6 +8,7 @@ from typing import ClassVar
 from sklearn.utils._param_validation import Interval
 
 from deinforeg_sklearn.blocks.stack import EncoderStack
+from deinforeg_sklearn.blocks.streams import Part
 from deinforeg_sklearn.estimators._base import BaseDecoupledClassifier
 from deinforeg_sklearn.estimators._docs import shared_parameter_docs
 from deinforeg_sklearn.heads import build_classifier, build_projector
@@ -146,11 +147,15 @@ class SCPLClassifier(BaseDecoupledClassifier):
         projectors: list[tuple[int, ...]],
     ) -> SCPLNetwork:
         blocks = []
-        for encoder, width, projector in zip(stack.encoders, stack.widths, projectors, strict=True):
-            head, _ = build_projector(width, projector)
+        for i, (encoder, width, projector) in enumerate(
+            zip(stack.encoders, stack.widths, projectors, strict=True)
+        ):
+            with stack.stream(i):
+                head, _ = build_projector(width, projector)
             blocks.append(ContrastiveBlock(encoder, head, float(self.temperature)))
         last = stack.encoders[-1]
-        classifier = ContrastiveHead(
-            last.features, build_classifier(stack.widths[-1], n_classes, last.sequence)
-        )
+        with stack.stream(len(blocks) - 1, Part.OUTPUT):
+            classifier = ContrastiveHead(
+                last.features, build_classifier(stack.widths[-1], n_classes, last.sequence)
+            )
         return SCPLNetwork(blocks, classifier, make_trainer, stack.output_shapes)
