@@ -104,7 +104,7 @@ def test_dropout_on_every_stage_process_resumes_its_own_stream(part, tmp_path, m
 
 
 def test_stage_processes_get_distinct_seeds_that_follow_the_fit_seed():
-    from deinforeg_sklearn.engines.processes import rank_seed
+    from deinforeg_sklearn.engines.randomness import rank_seed
 
     seeds = {rank_seed(seed, rank) for seed in (0, 1, 2) for rank in (1, 2, 3)}
     assert len(seeds) == 9  # no two ranks, and no two fit seeds, share a stream

@@ -230,3 +230,18 @@ def test_dropout_draws_are_found_on_a_gpu_and_two_stages_there_run_as_processes(
     monkeypatch.setattr(setup, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads"))
     fit(X, y, blocks=[Custom(dropout_block)] * 2, devices=["cuda:0", "cuda:0"], max_iter=1)
     assert chosen == ["processes"]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_dropout_stages_on_two_gpus_train_alike_under_threads_and_processes(images):
+    # Each GPU gets the stream a stage process of its rank would own (randomness.cuda_stage_seeds):
+    # with dropout in both stages, the engines agree; with one seed for both GPUs they would not.
+    from stage_helpers import dropout_block
+
+    from deinforeg_sklearn.blocks import Custom
+
+    X, y = images
+    blocks = [Custom(dropout_block), Custom(dropout_block)]
+    threads = fit(X, y, blocks=blocks, devices=[0, 1], engine="threads")
+    processes = fit(X, y, blocks=blocks, devices=[0, 1], engine="processes")
+    assert_same_training(threads, processes, X)

@@ -1,7 +1,8 @@
 """Which pipelines would share a random stream (engines/randomness.py).
 
 Invariant: "auto" never runs two thread stages that draw random numbers on one device, since
-their draws from the shared generator would come in no fixed order.
+their draws from the shared generator would come in no fixed order; and no two GPUs of a
+pipeline start from one seed, which would give their stages the same dropout masks.
 """
 
 import numpy as np
@@ -9,7 +10,13 @@ import torch
 
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Custom, Dense
-from deinforeg_sklearn.engines.randomness import draws_random_numbers, shared_stream_devices
+from deinforeg_sklearn.engines.randomness import (
+    cuda_stage_seeds,
+    draws_random_numbers,
+    rank_seed,
+    shared_stream_devices,
+)
+from deinforeg_sklearn.engines.threads import ThreadEngine
 from tests.stage_helpers import dropout_block
 
 
@@ -19,6 +26,39 @@ def test_stages_on_one_device_share_its_stream():
     assert shared_stream_devices([cpu]) == []
     assert shared_stream_devices([gpu0, gpu1]) == []  # a generator per GPU
     assert shared_stream_devices([cpu, gpu0, gpu0]) == [gpu0]
+
+
+def test_each_gpu_of_a_thread_pipeline_gets_a_seed_of_its_own():
+    cpu, gpu = torch.device("cpu"), lambda i: torch.device("cuda", i)
+    seeds = cuda_stage_seeds([gpu(0), gpu(0), cpu, gpu(1), gpu(2), gpu(1)], seed=5)
+    # the first GPU keeps the fit's seed; the others are seeded as stage processes 3 and 4 are
+    assert seeds == {0: 5, 1: rank_seed(5, 3), 2: rank_seed(5, 4)}
+    assert len(set(seeds.values())) == 3
+    assert cuda_stage_seeds([cpu, cpu], seed=5) == {}
+
+
+def test_the_thread_engine_seeds_the_other_gpus_on_a_fresh_fit_only(monkeypatch):
+    # No GPU is needed to see which generators it seeds: record the calls instead.
+    calls, current = [], []
+
+    class _Device:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            current.append(self.index)
+
+        def __exit__(self, *exc):
+            current.pop()
+
+    monkeypatch.setattr(torch.cuda, "device", _Device)
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda s: calls.append((current[-1], s)))
+    engine = ThreadEngine([], [[], [], []], [torch.device("cuda", i) for i in (0, 1, 1)])
+    engine.seed_ranks(7, None)
+    assert calls == [(1, rank_seed(7, 1))]  # GPU 0 keeps the estimator's seed 7
+    calls.clear()
+    engine.seed_ranks(7, {})  # resumed: the checkpoint restored every generator already
+    assert calls == []
 
 
 def _fitted(blocks):

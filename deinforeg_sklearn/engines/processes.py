@@ -43,6 +43,7 @@ from deinforeg_sklearn.engines.base import (
 )
 from deinforeg_sklearn.engines.launch import SpawnedRanks, dist_timeout
 from deinforeg_sklearn.engines.placement import place_units
+from deinforeg_sklearn.engines.randomness import rank_seed
 from deinforeg_sklearn.training.protocols import UnitNetwork
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 
@@ -354,15 +355,6 @@ class ProcessEngine(Engine):
             dist.recv(raw, src, group=self.data_group)
             mask = raw.bool().to(device)
         return h.to(device), yb.to(device), mask
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The torch seed of pipeline rank ``rank`` in a fit seeded with ``seed`` (rank 0 uses ``seed``).
-
-    Drawn from a ``SeedSequence`` of both, so that neighbouring seeds and ranks give unrelated
-    streams rather than shifted copies of one another.
-    """
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def _cpu_state(state: dict) -> dict:

@@ -4,7 +4,9 @@ Why the engine cares: torch has one random generator per device in a process. Dr
 from the generator of its tensors' device, so two thread-engine stages on the same device (two
 CPU stages, or two stages on one GPU) draw from one generator in whatever order their threads
 reach it, and a fit with ``random_state`` set is not reproducible. Stage processes each own their
-generators (seeded per rank, ``processes.rank_seed``), and stages on distinct GPUs own theirs.
+generators (seeded per rank, :func:`rank_seed`), and stages on distinct GPUs own theirs, which
+the thread engine seeds apart (:func:`cuda_stage_seeds`): ``torch.manual_seed`` gives every
+GPU's generator the same seed, and two GPUs with one seed draw the same dropout masks.
 
 Whether a block draws is measured, not guessed from its module types: a custom block may call
 ``torch.rand`` itself. One training-mode forward of every unit runs on a probe batch, on copies
@@ -17,9 +19,36 @@ import copy
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from deinforeg_sklearn.training.step import StepTrainer, detached
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of pipeline rank (or stage) ``rank`` in a fit seeded with ``seed``.
+
+    Drawn from a ``SeedSequence`` of both, so that neighbouring seeds and ranks give unrelated
+    streams rather than shifted copies of one another. Rank 0 keeps ``seed`` itself.
+    """
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def cuda_stage_seeds(devices: Sequence[torch.device], seed: int) -> dict[int, int]:
+    """Seeds for the GPUs of a thread-engine pipeline: ``{cuda index: seed}``.
+
+    The first GPU in stage order keeps the estimator's ``seed``; every other GPU gets
+    ``rank_seed(seed, s)``, ``s`` the first stage on it, as a stage process of that rank would.
+    Stages that share a GPU share its stream (see :func:`shared_stream_devices`).
+    """
+    seeds: dict[int, int] = {}
+    for stage, device in enumerate(devices):
+        if device.type != "cuda":
+            continue
+        _, index = _generator_key(device)
+        if index not in seeds:
+            seeds[index] = seed if not seeds else rank_seed(seed, stage)
+    return seeds
 
 
 def shared_stream_devices(devices: Sequence[torch.device]) -> list[torch.device]:

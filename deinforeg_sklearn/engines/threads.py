@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, RowSource, prepare_batch, step_units
+from deinforeg_sklearn.engines.randomness import cuda_stage_seeds
 from deinforeg_sklearn.engines.transfer import Handoff, receive, send
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import StepTrainer
@@ -80,6 +81,20 @@ class ThreadEngine(Engine):
         self.devices = devices
         self.depth = depth
         self.streams: list[torch.cuda.Stream | None] = [None] * len(stages)
+
+    def seed_ranks(self, seed: int, saved: dict | None) -> None:
+        """Seed each GPU of the pipeline apart (:func:`randomness.cuda_stage_seeds`).
+
+        The estimator seeded every generator with ``seed``, so stages on two GPUs would draw the
+        same dropout masks. On a resumed fit (``saved`` given) the generators were already put
+        back where the checkpoint left them.
+        """
+        if saved is not None:
+            return
+        for index, cuda_seed in cuda_stage_seeds(self.devices, seed).items():
+            if cuda_seed != seed:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(cuda_seed)
 
     def _acquire(self) -> None:
         self.streams = [torch.cuda.Stream(device=d) if d.type == "cuda" else None for d in self.devices]
