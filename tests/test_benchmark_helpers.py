@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from batch_size import kept_rows
 from experiment import al_extra_epochs, parser, setup
 from noisy_labels import corrupt
+from op_count import _CountOps, _network, _step
 from paper_numbers import BATCH_SIZE_TABLES, PAPER_SETTING, table_batch_sizes
 from report import command, mean_std, read_csv, table, write_csv
 from tasks import TASKS, embed_sentences
@@ -225,3 +226,16 @@ def test_data_memory_child_reports_growth_against_the_uint8_size(tmp_path):
     # the growth is rounded to 0.1 MiB (so the ratio from it is off by up to 0.05 / data_mib),
     # the ratio itself to 0.01
     assert row["growth_over_uint8_size"] == pytest.approx(ratio, abs=0.05 / data_mib + 0.005)
+
+
+def test_op_count_counts_every_operation_of_a_training_step():
+    from deinforeg_sklearn.blocks import Dense
+
+    with _CountOps() as counter:
+        torch.ones(3).mul(2).sum()
+    assert counter.counts["aten.mul"] == 1 and counter.counts["aten.sum"] == 1
+    network, xb, yb = _network(DeInfoRegClassifier, [Dense(8)] * 2, 5)
+    with _CountOps() as counter:
+        _step(network, xb, yb)
+    # both blocks' layers ran forward and backward, and both optimisers stepped
+    assert counter.counts["aten.native_batch_norm_backward"] >= 2 and counter.counts["aten._fused_adam_"] == 2
