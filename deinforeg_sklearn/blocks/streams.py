@@ -50,7 +50,9 @@ def block_stream(seed: int | None, index: int, part: Part) -> Iterator[None]:
     """Build modules inside this block to draw their weights from its own stream.
 
     ``seed=None`` draws from the global generator as it stands (a network built outside a
-    fit). Modules are built on the CPU, so only the CPU generator is forked.
+    fit). Blocks are built on the CPU and moved afterwards, so only the CPU generator is forked;
+    a custom block that creates its modules on a GPU draws from that GPU's generator, which the
+    fit seeds as a whole (reproducible, but not independent of the blocks before it).
     """
     if seed is None:
         yield
