@@ -118,7 +118,9 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
     ) -> UnitNetwork:
         """Wrap the built encoders into the method's network (a ``UnitNetwork``).
 
-        ``projectors`` holds each block's projector widths (``()``: the identity).
+        ``projectors`` holds each block's projector widths (``()``: the identity). Build block
+        l's heads inside ``stack.stream(l)``, and a head after the last block inside
+        ``stack.stream(L - 1, Part.OUTPUT)``, so that each draws from its own stream.
         """
 
     def _inference_mode(self, validation: bool) -> str:
