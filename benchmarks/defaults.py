@@ -252,12 +252,11 @@ def selection(args) -> None:
                 clf.fit(X_tr, y_tr)
                 seconds = time.perf_counter() - start
                 X_in, y_in = _inner_validation(clf, X_tr, y_tr)
-                probs = list(clf.staged_predict_proba(X_in))
-                inner_acc = np.array([np.mean(clf.classes_[p.argmax(1)] == y_in) for p in probs])
+                inner_acc = _block_accuracies(clf, X_in, y_in)
                 if not np.allclose(inner_acc, clf.block_scores_):
                     raise RuntimeError("the rebuilt validation split is not the one the fit used")
                 rows = np.searchsorted(clf.classes_, y_in)
-                inner_loss = [_log_loss(p, rows) for p in probs]
+                inner_loss = [_log_loss(p, rows) for p in clf.staged_predict_proba(X_in)]
                 row = {
                     "set": name,
                     "kind": dev.kind,
