@@ -81,8 +81,8 @@ def test_the_global_stream_leaves_the_build_as_it_entered():
     assert torch.equal(states[0], states[1]) and torch.equal(states[0], torch.get_rng_state())
 
 
-def test_encoders_built_with_a_seed_do_not_depend_on_the_blocks_before():
-    # A conv block in front changes the second encoder's input, not the first's weights
+def test_encoders_built_with_a_seed_do_not_depend_on_the_blocks_after():
+    # a third block changes nothing of the first two encoders; another seed changes them
     a = build_encoders([Conv((2,)), Conv((3,))], (1, 5, 5), None, seed=11)
     b = build_encoders([Conv((2,)), Conv((3,)), Conv((3,))], (1, 5, 5), None, seed=11)
     _assert_equal_states(_states(a.encoders[1]), _states(b.encoders[1]))

@@ -34,15 +34,22 @@ class Part(IntEnum):
     OUTPUT = 2
 
 
+def derived_seed(*keys: int) -> int:
+    """A torch seed drawn from a ``SeedSequence`` of ``keys``.
+
+    Neighbouring keys give unrelated streams rather than shifted copies of one another, and
+    key tuples of different lengths never share one.
+    """
+    state = np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0]
+    return int(state >> 1)  # torch.manual_seed takes at most 2**63 - 1 in every version
+
+
 def block_seed(seed: int, index: int, part: Part) -> int:
     """The torch seed of block ``index``'s ``part`` in a fit seeded with ``seed``.
 
-    Drawn from a ``SeedSequence`` of the three, so that neighbouring seeds and blocks get
-    unrelated streams rather than shifted copies of one another (and none equals a pipeline
-    rank's stream, a ``SeedSequence`` of two numbers).
+    None equals a pipeline rank's seed (``engines.randomness.rank_seed``, two keys).
     """
-    state = np.random.SeedSequence([seed, index, int(part)]).generate_state(1, np.uint64)[0]
-    return int(state >> 1)  # torch.manual_seed takes at most 2**63 - 1 in every version
+    return derived_seed(seed, index, int(part))
 
 
 @contextmanager

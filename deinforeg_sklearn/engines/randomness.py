@@ -19,19 +19,19 @@ import copy
 from collections import Counter
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
+from deinforeg_sklearn.blocks.streams import derived_seed
 from deinforeg_sklearn.training.step import StepTrainer, detached
 
 
 def rank_seed(seed: int, rank: int) -> int:
     """The torch seed of pipeline rank (or stage) ``rank`` in a fit seeded with ``seed``.
 
-    Drawn from a ``SeedSequence`` of both, so that neighbouring seeds and ranks give unrelated
-    streams rather than shifted copies of one another. Rank 0 keeps ``seed`` itself.
+    Drawn from a ``SeedSequence`` of both (:func:`~deinforeg_sklearn.blocks.streams.derived_seed`).
+    Rank 0 keeps ``seed`` itself.
     """
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+    return derived_seed(seed, rank)
 
 
 def cuda_stage_seeds(devices: Sequence[torch.device], seed: int) -> dict[int, int]:
