@@ -4,7 +4,9 @@ Time on narrow dense blocks is mostly per-operation overhead, but the matrix pro
 floor under it: a fit cannot be faster than BP by more than their ratio at equal efficiency.
 This counts them with ``torch.utils.flop_counter.FlopCounterMode`` over one batch of 128 rows
 (forward, backward and every block's local loss) for BP, for DeInfoReg with its defaults, and
-for DeInfoReg with the identity projector (the paper's text setting, the old default).
+for DeInfoReg with the identity projector (the paper's text setting, the old default), and for
+one steady-state tick of the wavefront schedule (every block steps once, blocks 2-4 stacked:
+the same matrix work in batched kernels, so the same count).
 
 Run:  python benchmarks/flops.py   (a few seconds; counts, not timings, so threads do not matter)
 """
@@ -17,6 +19,7 @@ from fit_time import task
 from torch.utils.flop_counter import FlopCounterMode
 
 from deinforeg_sklearn.engines.base import step_units
+from deinforeg_sklearn.engines.wavefront import WavefrontEngine
 from deinforeg_sklearn.training.stats import EpochStats
 
 BATCH = 128
@@ -38,12 +41,36 @@ def step_flops(method: str, **params) -> int:
     return counter.get_total_flops()
 
 
+def wavefront_tick_flops() -> int:
+    """Matrix FLOPs of one steady-state wavefront tick of the demo's model (batch 128)."""
+    estimator, X, y = task("DeInfoReg", "demo")
+    estimator[-1].set_params(max_iter=1, schedule="wavefront", batch_size=BATCH, validation_fraction=None)
+    original = WavefrontEngine._tick
+    counted: list[int] = []
+
+    def tick(self, pending, *args):
+        if counted or not all(item is not None and len(item[1].y) == BATCH for item in pending):
+            return original(self, pending, *args)
+        with FlopCounterMode(display=False) as counter:
+            out = original(self, pending, *args)
+        counted.append(counter.get_total_flops())
+        return out
+
+    WavefrontEngine._tick = tick
+    try:
+        estimator.fit(X, y)
+    finally:
+        WavefrontEngine._tick = original
+    return counted[0]
+
+
 def main() -> None:
     bp = step_flops("BP")
     rows = [
         ("BP", bp),
         ("DeInfoReg, defaults (one-layer projector)", step_flops("DeInfoReg")),
         ("DeInfoReg, identity projector", step_flops("DeInfoReg", projector=None)),
+        ("DeInfoReg, defaults, a wavefront tick", wavefront_tick_flops()),
     ]
     print(f"4 x Dense(256) on digits, one step of {BATCH} rows: matrix MFLOP, and against BP")
     for name, flops in rows:

@@ -7,6 +7,9 @@
 #               an offline copy (python benchmarks/text_sentiment.py --offline-copy gpu-data, made
 #               where the internet is; GPU hosts often have none), else digits
 #   throughput  the Table 7 layout, the paper's VGG on one GPU, float32 then bfloat16 (about 7 minutes)
+#   wavefront   BP, sequential and wavefront schedules side by side: 12 x Dense(512) at batch 128
+#               (target: wavefront DeInfoReg >= 1.0x BP's samples/s), 12 x Dense(128), the conv
+#               model; then the schedule-equivalence tests on the GPU (about 3 minutes)
 #   bash benchmarks/gpu_checks.sh                 # everything
 #   bash benchmarks/gpu_checks.sh memory          # Table 8 only
 set -uo pipefail
@@ -14,11 +17,11 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-sections=${*:-tests nccl memory throughput}
+sections=${*:-tests nccl memory throughput wavefront}
 for section in $sections; do
   case $section in
-    tests | nccl | memory | throughput) ;;
-    *) echo "unknown section '$section': choose from tests nccl memory throughput" >&2; exit 2 ;;
+    tests | nccl | memory | throughput | wavefront) ;;
+    *) echo "unknown section '$section': choose from tests nccl memory throughput wavefront" >&2; exit 2 ;;
   esac
 done
 nvidia-smi -L || { echo "no NVIDIA GPU here: these checks need one" >&2; exit 2; }
@@ -72,6 +75,14 @@ throughput() {
   echo "== The paper's VGG on one GPU in bfloat16, both methods alike (target: DeInfoReg >= 0.9x BP)"
   timeout 300 python3 benchmarks/throughput.py --model vgg --device cuda:0 --stages 2 \
     --batch-sizes 256 --samples 10240 --epochs 3 --precision bf16 2>&1 | tee "$out/throughput_bf16.log"
+}
+
+wavefront() {
+  echo "== Schedules on one GPU: FLOP, operation and time ratios against BP"
+  timeout 300 python3 benchmarks/wavefront.py --device cuda:0 --models dense12w dense12 conv --repeats 2 \
+    2>&1 | tee "$out/wavefront.log"
+  echo "== The wavefront equals the sequential loop on the GPU (to rounding)"
+  timeout 200 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py -k wavefront 2>&1 | tail -3
 }
 
 for section in $sections; do

@@ -245,3 +245,29 @@ def test_dropout_stages_on_two_gpus_train_alike_under_threads_and_processes(imag
     threads = fit(X, y, blocks=blocks, devices=[0, 1], engine="threads")
     processes = fit(X, y, blocks=blocks, devices=[0, 1], engine="processes")
     assert_same_training(threads, processes, X)
+
+
+def test_wavefront_on_a_gpu_matches_sequential(images):
+    # GPU kernels sum in their own order (no bit-for-bit claim there); without BatchNorm no
+    # parameter has a gradient of pure rounding noise, so the fits agree to rounding
+    X, y = images
+    blocks = [Dense(32, batch_norm=False)] * 4
+    a = fit(X, y, blocks=blocks, schedule="sequential")
+    b = fit(X, y, blocks=blocks, schedule="wavefront")
+    assert_same_training(a, b, X, atol=1e-4)
+
+
+def test_auto_schedule_stays_sequential_on_a_gpu(images, monkeypatch):
+    from deinforeg_sklearn.engines.sequential import SequentialEngine
+    from deinforeg_sklearn.training.loop import FitLoop
+
+    seen = []
+    original = FitLoop.run
+
+    def recording(self, network, engine, plan, history):
+        seen.append(type(engine))
+        return original(self, network, engine, plan, history)
+
+    monkeypatch.setattr(FitLoop, "run", recording)
+    fit(*images)
+    assert seen == [SequentialEngine]

@@ -218,7 +218,7 @@ def step_units(
         try:
             h, steps = step_jointly(stage, h, y, mask)
         except NonFiniteLoss as exc:
-            raise _non_finite(units[exc.position], epoch) from exc
+            raise non_finite(units[exc.position], epoch) from exc
         for u, step in zip(units, steps, strict=True):
             stats.add(u, step, len(y))
         return h
@@ -226,12 +226,12 @@ def step_units(
         try:
             h, step = trainers[u].step(h, y, mask)
         except FloatingPointError as exc:
-            raise _non_finite(u, epoch) from exc
+            raise non_finite(u, epoch) from exc
         stats.add(u, step, len(y))
     return h
 
 
-def _non_finite(unit: int, epoch: int) -> FloatingPointError:
+def non_finite(unit: int, epoch: int) -> FloatingPointError:
     return FloatingPointError(
         f"Block {unit} produced a non-finite loss in epoch {epoch + 1}: lower "
         "learning_rate, scale the input (e.g. StandardScaler), or check the data."

@@ -41,14 +41,17 @@ from deinforeg_sklearn.engines.processes import ProcessEngine, env_group, launch
 from deinforeg_sklearn.engines.randomness import draws_random_numbers, shared_stream_devices
 from deinforeg_sklearn.engines.sequential import SequentialEngine
 from deinforeg_sklearn.engines.threads import ThreadEngine
+from deinforeg_sklearn.engines.wavefront import WavefrontEngine
 from deinforeg_sklearn.training.plan import FitPlan
 from deinforeg_sklearn.training.protocols import UnitNetwork
+from deinforeg_sklearn.training.stacked import stack_groups
 
 #: What every rank runs once the engine is started: ``work(network, engine, plan, history)``.
 #: It must pickle (spawned ranks receive it), e.g. a ``FitLoop``.
 Work = Callable[[UnitNetwork, Engine, FitPlan, list[dict]], object]
 
 ENGINE_KINDS = ("auto", "threads", "processes")
+SCHEDULES = ("auto", "sequential", "wavefront")
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,15 @@ class EngineRequest:
     auto : bool
         ``devices="auto"``: ``devices`` are the stages that may be used; CPU stages are used
         only when a probe predicts that they beat one device (:func:`cpu_pipeline_pays`).
+    schedule : {"auto", "sequential", "wavefront"}
+        How the units of one device train (:func:`one_device_engine`).
     """
 
     devices: tuple[torch.device, ...]
     counts: tuple[int, ...] | None = None
     kind: str = "auto"
     auto: bool = False
+    schedule: str = "auto"
 
     @classmethod
     def check(
@@ -80,6 +86,7 @@ class EngineRequest:
         placement: Sequence[int] | None = None,
         kind: str = "auto",
         auto: bool = False,
+        schedule: str = "auto",
     ) -> EngineRequest:
         """Validate a request for a network of ``n_units`` units.
 
@@ -89,10 +96,19 @@ class EngineRequest:
         Raises
         ------
         ValueError
-            More devices than units, a placement that does not fit, or an unknown engine.
+            More devices than units, a placement that does not fit, an unknown engine, or
+            ``schedule="wavefront"`` with several devices.
         """
         if kind not in ENGINE_KINDS:
             raise ValueError(f"engine={kind!r}: use one of {', '.join(map(repr, ENGINE_KINDS))}.")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule={schedule!r}: use one of {', '.join(map(repr, SCHEDULES))}.")
+        if schedule == "wavefront" and not auto and len(devices) > 1:
+            raise ValueError(
+                f"schedule='wavefront' trains the blocks of one device, but devices names "
+                f"{len(devices)} stages, whose blocks step in turn: pass one device, or "
+                "schedule='auto'."
+            )
         if auto:
             if placement is not None:
                 raise ValueError(
@@ -106,7 +122,7 @@ class EngineRequest:
                 "give at most one device per block."
             )
         counts = None if placement is None else tuple(check_placement(placement, n_units, len(devices)))
-        return cls(tuple(devices), counts, kind, auto)
+        return cls(tuple(devices), counts, kind, auto, schedule)
 
 
 def start_engine(
@@ -138,7 +154,7 @@ def start_engine(
         devices, costs = _auto_cpu_stages(network, devices, plan)
     if len(devices) == 1:
         network.to(devices[0])
-        engine: Engine = SequentialEngine(network.trainers, devices[0])
+        engine: Engine = one_device_engine(network, devices[0], plan, request.schedule)
     else:
         if costs is None and (
             request.counts is None or (request.kind == "auto" and devices[0].type == "cpu")
@@ -166,6 +182,34 @@ def start_engine(
         engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
     engine.start()
     return engine
+
+
+def one_device_engine(network: UnitNetwork, device: torch.device, plan: FitPlan, schedule: str) -> Engine:
+    """The (unstarted) engine of a fit on one device, as ``schedule`` asks.
+
+    "auto" takes the wavefront on a CPU when it has same-shaped blocks to batch (without them it
+    saves only a backward call per block, within noise on 2 CPU cores) and no unit draws random
+    numbers in training: interleaved units would draw them in another order than the
+    sequential loop, and the fit would no longer equal it. A forced "wavefront" on such units
+    warns instead. On a GPU "auto" stays sequential until the wavefront has been measured there
+    (``benchmarks/gpu_checks.sh wavefront``); it equals the sequential fit only to rounding
+    there, as GPU kernels sum in their own order.
+    """
+    trainers = network.trainers
+    if schedule == "sequential" or len(trainers) < 2:
+        return SequentialEngine(trainers, device)
+    if schedule == "auto":
+        if device.type != "cpu" or not stack_groups(trainers) or _draws_on(network, plan, device):
+            return SequentialEngine(trainers, device)
+    elif _draws_on(network, plan, device):
+        warnings.warn(
+            "schedule='wavefront' with blocks that draw random numbers in training (e.g. "
+            "dropout): they draw in another order than in the sequential loop, so the fit is "
+            "reproducible but differs from schedule='sequential'.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return WavefrontEngine(trainers, device)
 
 
 def _auto_cpu_stages(

@@ -105,6 +105,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "backward": [StrOptions({"per_block", "per_stage"})],
         "precision": [StrOptions({"32", "bf16", "16"})],
         "compile": ["boolean"],
+        "schedule": [StrOptions({"auto", "sequential", "wavefront"})],
     }
 
     # ----------------------------------------------------------------- subclass hooks
@@ -144,7 +145,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 f"{type(self).__name__} trains on one device: pass a single device "
                 "(e.g. 'cpu' or 'cuda:0'). DeInfoRegClassifier can pipeline over several."
             )
-        return EngineRequest.check(devices, n_blocks)
+        return EngineRequest.check(devices, n_blocks, schedule=self.schedule)
 
     # ----------------------------------------------------------------- sklearn plumbing
     def __sklearn_is_fitted__(self) -> bool:

@@ -64,6 +64,7 @@ class ALClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
     <<keep_last_epoch>>
     <<backward>>
+    <<schedule>>
     <<precision_and_compile>>
 
     Attributes
@@ -110,6 +111,7 @@ class ALClassifier(BaseDecoupledClassifier):
         keep_last_epoch: bool = True,
         precision: str = "32",
         compile: bool = False,
+        schedule: str = "auto",
         backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
@@ -139,6 +141,7 @@ class ALClassifier(BaseDecoupledClassifier):
         self.keep_last_epoch = keep_last_epoch
         self.precision = precision
         self.compile = compile
+        self.schedule = schedule
         self.backward = backward
 
     def _backward_mode(self) -> str:

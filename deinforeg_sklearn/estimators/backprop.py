@@ -48,6 +48,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
     warm_start : bool, default=False
     record_gradients : bool, default=False
     <<keep_last_epoch>>
+    <<schedule>>
     <<precision_and_compile>>
 
     Attributes
@@ -88,6 +89,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         keep_last_epoch: bool = True,
         precision: str = "32",
         compile: bool = False,
+        schedule: str = "auto",
     ) -> None:
         self.blocks = blocks
         self.projector = projector
@@ -115,6 +117,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         self.keep_last_epoch = keep_last_epoch
         self.precision = precision
         self.compile = compile
+        self.schedule = schedule
 
     def _build_network(
         self,

@@ -126,6 +126,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
     <<keep_last_epoch>>
     <<backward>>
+    <<schedule>>
     <<precision_and_compile>>
 
     Attributes
@@ -216,6 +217,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         keep_last_epoch: bool = True,
         precision: str = "32",
         compile: bool = False,
+        schedule: str = "auto",
         backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
@@ -251,6 +253,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.keep_last_epoch = keep_last_epoch
         self.precision = precision
         self.compile = compile
+        self.schedule = schedule
         self.backward = backward
 
     def _backward_mode(self) -> str:
@@ -287,7 +290,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         return adaptive_probabilities(self.network_, X_t, 1024, mask_fn, self.patience, self.exit_threshold)
 
     def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
-        return EngineRequest.check(devices, n_blocks, self.placement, self.engine, auto)
+        return EngineRequest.check(devices, n_blocks, self.placement, self.engine, auto, self.schedule)
 
     def _check_config(self, external_validation: bool = False) -> FitConfig:
         weights = tuple(self.loss_weights)

@@ -59,6 +59,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
     <<keep_last_epoch>>
     <<backward>>
+    <<schedule>>
     <<precision_and_compile>>
 
     Attributes
@@ -105,6 +106,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
         keep_last_epoch: bool = True,
         precision: str = "32",
         compile: bool = False,
+        schedule: str = "auto",
         backward: str = "per_block",
     ) -> None:
         self.blocks = blocks
@@ -134,6 +136,7 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.keep_last_epoch = keep_last_epoch
         self.precision = precision
         self.compile = compile
+        self.schedule = schedule
         self.backward = backward
 
     def _backward_mode(self) -> str:

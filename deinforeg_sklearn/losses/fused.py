@@ -93,7 +93,7 @@ class InfoRegularization(torch.autograd.Function):
                 mix = a * outer
                 mix.diagonal().sub_(q * inv * r_inv)
                 mix.mul_(4.0 * w_inv / n_rows**2)  # B = 2 k (a inv_i inv_j - diag(q inv / r))
-                shift = mix @ m
+                shift = (mix @ m).unsqueeze(1)  # (N, 1): one shift per row
         if w_cov:
             row_means = gram.mean(dim=1)
             half = row_means - row_means.mean() * 0.5
@@ -126,12 +126,15 @@ class InfoRegularization(torch.autograd.Function):
 
 
 def _sum_weighted(parts: list[torch.Tensor], weights: tuple[float, float, float]) -> torch.Tensor:
-    """``sum(w * part)`` over the parts of nonzero weight, as a new tensor (zero if none)."""
+    """``sum(w * part)`` over the parts of nonzero weight, as a new tensor (zero if none).
+
+    Elementwise, so it serves per-slice terms too (``losses/batched.py``).
+    """
     total = None
     for part, weight in zip(parts, weights, strict=True):
         if weight:
             total = part * weight if total is None else total.add(part, alpha=weight)
-    return parts[0].new_zeros(()) if total is None else total
+    return torch.zeros_like(parts[0]) if total is None else total
 
 
 def _gradient(
@@ -143,11 +146,17 @@ def _gradient(
     mix: torch.Tensor | None,
     shift: torch.Tensor | None,
 ) -> torch.Tensor:
-    """d(total)/dz from grad_n = M n - b 1^T + c diag(gamma), through the row normalisation."""
+    """d(total)/dz from grad_n = M n - b 1^T + c diag(gamma), through the row normalisation.
+
+    Shapes broadcast, so the same code serves one block, ``z`` (N, D) with ``shift`` (N, 1) and
+    ``gamma`` (D,), and a stack, ``z`` (B, N, D) with ``shift`` (B, N, 1) and ``gamma``
+    (B, 1, D) (``losses/batched.py``): ``@`` is ``mm`` or ``bmm``, and the sums run over the
+    last axis.
+    """
     if mix is not None:
         grad_n = mix.to(z.dtype) @ normed
         if shift is not None:
-            grad_n.sub_(shift.to(z.dtype).unsqueeze(1))
+            grad_n.sub_(shift.to(z.dtype))
         if gamma is not None:
             grad_n.addcmul_(centred, gamma)
     elif gamma is not None:
@@ -155,7 +164,7 @@ def _gradient(
     else:
         return torch.zeros_like(z)
     # backward of n = z / max(||z||, eps): the radial part of the gradient goes
-    radial = (grad_n * normed).sum(dim=1, keepdim=True)
+    radial = (grad_n * normed).sum(dim=-1, keepdim=True)
     radial = torch.where(norm > _UNIT_EPS, radial, 0.0)  # a floored norm is a constant
     return grad_n.addcmul_(normed, radial, value=-1.0).div_(norm)
 

@@ -104,9 +104,7 @@ class StepTrainer:
         FloatingPointError
             The loss is not finite (checked before any backward, so no weight has changed).
         """
-        rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = rate * group.get("lr_scale", 1.0)
+        self.set_rate()
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.precision, self.unit_device()):
             h_out, loss, stats = self._step_loss()(h, y, mask)
@@ -114,6 +112,12 @@ class StepTrainer:
         if not torch.isfinite(loss):
             raise FloatingPointError("non-finite loss")
         return h_out, loss, stats
+
+    def set_rate(self) -> None:
+        """Set the schedule's learning rate of the next step on every parameter group."""
+        rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate * group.get("lr_scale", 1.0)
 
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss`` as its backward must see it: scaled up under float16, else as it is."""
