@@ -125,6 +125,7 @@ def test_auto_engine_follows_the_measured_step(images, monkeypatch):
     monkeypatch.setattr(
         module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
     )
+    monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (True, "threads"))  # keep the stages
     X, y = images
     fit(X, y, blocks=[Dense(4)] * 4, input_shape=None, devices=["cpu", "cpu"], max_iter=1)
     assert chosen == ["processes"]  # tiny dense blocks step in well under 20 ms
@@ -139,6 +140,7 @@ def test_auto_runs_dropout_stages_on_one_device_as_processes(dropout, images, mo
     chosen = []
     real = module.pipeline_engine
     monkeypatch.setattr(module, "default_engine", lambda *a: "threads")  # as for large steps
+    monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (True, "threads"))  # keep the stages
     monkeypatch.setattr(
         module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
     )
@@ -158,10 +160,39 @@ def test_explicit_threads_on_one_device_warn_when_blocks_draw_random_numbers(ima
         fit(X, y, blocks=[Dense(8)] * 2, **kw)
 
 
-def test_dropout_pipeline_under_auto_is_reproducible(images):
+def test_dropout_pipeline_under_auto_is_reproducible(images, monkeypatch):
+    import deinforeg_sklearn.engines.setup as module
+
+    monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (True, "threads"))  # keep the stages
     X, y = images
     kw = dict(blocks=[Custom(dropout_block)] * 2, input_shape=None, devices=["cpu", "cpu"], max_iter=2)
     assert_same_training(fit(X, y, **kw), fit(X, y, **kw), X, atol=0)
+
+
+def test_explicit_cpu_stages_that_do_not_pay_train_on_one_device(images, monkeypatch):
+    # engine="auto" (the default) merges CPU stages whose hand-over costs more than it gains
+    import deinforeg_sklearn.engines.setup as module
+
+    monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (False, "threads"))
+    X, y = images
+    kw = dict(blocks=[Dense(8)] * 3, input_shape=None, max_iter=2)
+    with pytest.warns(UserWarning, match=r"one device in this process.*engine='threads'"):
+        merged = fit(X, y, devices=["cpu", "cpu"], **kw)
+    assert merged.get_params()["devices"] == ["cpu", "cpu"]
+    assert merged.devices_ == [torch.device("cpu")]
+    assert_same_training(merged, fit(X, y, **kw), X, atol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a named engine runs the stages, silently
+        forced = fit(X, y, devices=["cpu", "cpu"], engine="threads", **kw)
+    assert forced.devices_ == [torch.device("cpu")] * 2
+
+
+def test_tiny_explicit_cpu_stages_are_merged_by_the_real_probe(images):
+    # steps of a few microseconds on 5 batches cannot repay the stages' start-up
+    X, y = images
+    with pytest.warns(UserWarning, match=r"predicts .* s on stages .* against .* s on one device"):
+        est = fit(X, y, blocks=[Dense(4)] * 4, input_shape=None, devices=["cpu", "cpu"], max_iter=1)
+    assert est.devices_ == [torch.device("cpu")]
 
 
 def stage_threads():

@@ -82,14 +82,14 @@ PIPELINE_BATCH_S = {"threads": 0.002, "processes": 0.0025}
 PIPELINE_MARGIN = 0.9
 
 
-def cpu_pipeline_pays(
+def cpu_pipeline_seconds(
     sequential: Sequence[float],
     stage_costs: Sequence[float],
     counts: Sequence[int],
     batches: int,
     epochs: int,
-) -> tuple[bool, str]:
-    """Whether CPU stages beat one device over a whole fit, and the engine they would use.
+) -> tuple[float, float, str]:
+    """Predicted seconds of a fit on CPU stages and on one device, and the stages' engine.
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def cpu_pipeline_pays(
     stage_costs : sequence of float
         The same with the threads each stage would get.
     counts : sequence of int
-        Units per stage (balanced on ``stage_costs``).
+        Units per stage (given, or balanced on ``stage_costs``).
     batches : int
         Batches per epoch.
     epochs : int
@@ -107,8 +107,9 @@ def cpu_pipeline_pays(
     The rule: one device takes ``batches x epochs x sum(sequential)``. The pipeline takes
     ``batches x epochs x (slowest stage + PIPELINE_BATCH_S)``, plus, every epoch, the time to
     fill and drain its stages (``(stages - 1) x slowest stage``: the stages meet at each epoch's
-    end), plus ``PIPELINE_START_S``, for the engine ``engine="auto"`` would pick. The pipeline
-    is chosen when it predicts a fit shorter than ``PIPELINE_MARGIN`` times one device's.
+    end), plus ``PIPELINE_START_S``, for the engine ``engine="auto"`` would pick. One device is
+    predicted from its sequential steps, so the prediction favours the pipeline wherever the
+    wavefront step (``engines/wavefront.py``) beats them.
     """
     slowest, start = 0.0, 0
     for count in counts:
@@ -118,4 +119,20 @@ def cpu_pipeline_pays(
     one_device = sum(sequential) * batches * epochs
     fill = (len(counts) - 1) * slowest
     piped = ((slowest + PIPELINE_BATCH_S[kind]) * batches + fill) * epochs + PIPELINE_START_S[kind]
+    return piped, one_device, kind
+
+
+def cpu_pipeline_pays(
+    sequential: Sequence[float],
+    stage_costs: Sequence[float],
+    counts: Sequence[int],
+    batches: int,
+    epochs: int,
+) -> tuple[bool, str]:
+    """Whether CPU stages beat one device over a whole fit, and the engine they would use.
+
+    The stages are chosen when :func:`cpu_pipeline_seconds` (same parameters) predicts a fit
+    shorter than ``PIPELINE_MARGIN`` times one device's.
+    """
+    piped, one_device, kind = cpu_pipeline_seconds(sequential, stage_costs, counts, batches, epochs)
     return piped < PIPELINE_MARGIN * one_device, kind

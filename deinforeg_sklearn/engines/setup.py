@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from deinforeg_sklearn.engines.base import Engine, prepare_batch
 from deinforeg_sklearn.engines.choice import (
     auto_devices,
     cpu_pipeline_pays,
+    cpu_pipeline_seconds,
     cpu_threads_per_stage,
     default_engine,
 )
@@ -152,6 +155,8 @@ def start_engine(
     devices, costs = list(request.devices), None
     if request.auto and len(devices) > 1 and devices[0].type == "cpu":
         devices, costs = _auto_cpu_stages(network, devices, plan)
+    elif _may_run_in_one_process(request, devices):
+        devices, costs = _explicit_cpu_stages(network, devices, plan, request.counts)
     if len(devices) == 1:
         network.to(devices[0])
         engine: Engine = one_device_engine(network, devices[0], plan, request.schedule)
@@ -220,11 +225,82 @@ def _auto_cpu_stages(
     Returns the devices and, for stages, the unit costs measured with their threads (reused
     to balance them).
     """
-    sequential = unit_costs(network, candidates[:1], plan, repeats=1)
-    staged = unit_costs(network, candidates, plan, repeats=1)
-    counts = balance(staged, len(candidates))
-    pays, _ = cpu_pipeline_pays(sequential, staged, counts, plan.n_batches, plan.epochs)
+    pays, staged, _ = _cpu_stages_pay(network, candidates, plan, None)
     return (candidates, staged) if pays else (candidates[:1], None)
+
+
+def _may_run_in_one_process(request: EngineRequest, devices: list[torch.device]) -> bool:
+    """Whether explicit stages may be merged into one device when they do not pay.
+
+    Only CPU stages under ``engine="auto"`` (a named engine forces the stages), and never under
+    torchrun or an initialised process group, whose ranks are the stages.
+    """
+    return (
+        not request.auto
+        and request.kind == "auto"
+        and len(devices) > 1
+        and all(d.type == "cpu" for d in devices)
+        and not dist.is_initialized()
+        and not launched_by_torchrun()
+    )
+
+
+def _explicit_cpu_stages(
+    network: UnitNetwork, devices: list[torch.device], plan: FitPlan, counts: Sequence[int] | None
+) -> tuple[list[torch.device], list[float] | None]:
+    """Explicit CPU stages: kept when the probe predicts that they pay, else one device.
+
+    Why: on a few cores, stages split the threads that one device would use, and hand every
+    batch over; for blocks with short steps that costs more than the overlap gains (4 x
+    Dense(256): 2 stages took 2.1x one device's time, docs/results/wavefront.md). A user who
+    asked for stages is told, with the predicted times, and how to force them.
+    """
+    pays, staged, message = _cpu_stages_pay(network, devices, plan, counts)
+    if pays:
+        return devices, staged
+    warnings.warn(
+        f"devices names {len(devices)} CPU stages, but a probe step of each block predicts "
+        f"{message}: the hand-over of each batch between stages costs more than running "
+        "them side by side saves, so the blocks train on one device in this process "
+        "(devices_ says so). Pass engine='threads' or engine='processes' to run the stages "
+        "anyway, or devices=None to silence this warning.",
+        UserWarning,
+        stacklevel=_first_frame_outside_package(),
+    )
+    return devices[:1], None
+
+
+def _first_frame_outside_package() -> int:
+    """The ``stacklevel`` that points a warning raised by the caller at the user's code.
+
+    Why: the fit reaches this module through a varying number of frames of this package and
+    of scikit-learn (an estimator's fit, partial_fit, a search), and a warning should name the
+    user's line.
+    """
+    # scikit-learn's frames by the module already loaded: engines never import scikit-learn
+    loaded = (sys.modules.get(name) for name in (__name__.split(".")[0], "sklearn"))
+    packages = tuple(
+        os.path.dirname(os.path.abspath(module.__file__))
+        for module in loaded
+        if module is not None and getattr(module, "__file__", None)
+    )
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(packages):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _cpu_stages_pay(
+    network: UnitNetwork, devices: list[torch.device], plan: FitPlan, counts: Sequence[int] | None
+) -> tuple[bool, list[float], str]:
+    """Whether CPU stages on ``devices`` pay (:func:`cpu_pipeline_pays`), their unit costs,
+    and the prediction in words."""
+    sequential = unit_costs(network, devices[:1], plan, repeats=1)
+    staged = unit_costs(network, devices, plan, repeats=1)
+    counts = list(counts) if counts is not None else balance(staged, len(devices))
+    pays, _ = cpu_pipeline_pays(sequential, staged, counts, plan.n_batches, plan.epochs)
+    piped, one_device, kind = cpu_pipeline_seconds(sequential, staged, counts, plan.n_batches, plan.epochs)
+    return pays, staged, f"{piped:.1f} s on stages ({kind}) against {one_device:.1f} s on one device"
 
 
 def unit_costs(

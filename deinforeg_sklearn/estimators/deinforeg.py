@@ -101,16 +101,18 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         block l trains on batch t+1 while block l+1 trains on batch t. Results equal those of
         the one-device run (see docs/pipeline.md). "auto": one stage per visible GPU (up to
         the number of blocks); without CUDA, one CPU stage per core when a probe step of each
-        block predicts that the pipeline shortens the fit, else one device. ``devices_``
-        says what was chosen.
+        block predicts that the pipeline shortens the fit, else one device. Explicit CPU
+        stages under ``engine="auto"`` follow the same probe: stages predicted to be slower
+        than one device warn and train on one device. ``devices_`` says what was chosen.
     placement : list of int, default=None
         Blocks per stage, e.g. ``[1, 3]``; None balances the stages by the measured cost of a
         block step on a probe batch.
     engine : {"auto", "threads", "processes"}, default="auto"
         How stages run concurrently: threads in this process, or one process per stage over
-        torch.distributed. "auto" picks by device type and step time, and takes processes
-        when stages that share a device draw random numbers, such as dropout (see
-        docs/pipeline.md).
+        torch.distributed. "auto" picks by device type and step time, takes processes when
+        stages that share a device draw random numbers, such as dropout, and merges CPU
+        stages that would be slower than one device; a named engine always runs the stages
+        (see docs/pipeline.md).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, batch order, augmentation and dropout.
         Each block draws its initial weights from a stream of its own, so the first k blocks of a
