@@ -10,8 +10,8 @@ one device. This times, from the call to ``fit`` to its return, default paramete
 * the same stages forced with ``engine="threads"`` and ``engine="processes"``.
 
 Model: 4 x Dense(256) on 14,336 rows of 64 features (``make_classification``), 3 epochs, the
-issue's case. Each configuration is fitted ``--repeats`` times after one warm-up fit of the
-one-device model; the median is printed, with its ratio ``one device / configuration``
+issue's case. Each configuration is fitted ``--repeats`` times, round robin, after one warm-up fit
+of the one-device model; the median is printed, with its ratio ``one device / configuration``
 (above 1: faster than one device).
 
 Run:  python benchmarks/cpu_stages.py [--threads 2] [--repeats 3]   (about 2 minutes; alone)
@@ -66,13 +66,16 @@ def main() -> None:
     X = X.astype(np.float32)
     print(f"4 x Dense(256), {args.rows} x 64, {args.epochs} epochs, torch threads {args.threads}")
     fit_seconds(X, y, 1)  # warm-up
-    baseline = None
+    # round robin, so that drift in the machine's speed falls on every configuration alike
+    runs: dict[str, list] = {name: [] for name in CONFIGURATIONS}
+    for _ in range(args.repeats):
+        for name, params in CONFIGURATIONS.items():
+            runs[name].append(fit_seconds(X, y, args.epochs, **params))
+    baseline = statistics.median(r[0] for r in runs["one device"])
     print(f"{'configuration':<46}{'fit s':>8}{'one device / it':>17}  devices_")
-    for name, params in CONFIGURATIONS.items():
-        runs = [fit_seconds(X, y, args.epochs, **params) for _ in range(args.repeats)]
-        seconds = statistics.median(r[0] for r in runs)
-        baseline = seconds if baseline is None else baseline
-        devices, merged = runs[-1][1], runs[-1][2]
+    for name, results in runs.items():
+        seconds = statistics.median(r[0] for r in results)
+        devices, merged = results[-1][1], results[-1][2]
         note = " (warned: merged)" if merged else ""
         print(f"{name:<46}{seconds:>8.2f}{baseline / seconds:>17.2f}  {len(devices)} stage(s){note}")
 
