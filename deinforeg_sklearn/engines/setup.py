@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from deinforeg_sklearn._frames import user_stacklevel
 from deinforeg_sklearn.data.inputs import Rows
 from deinforeg_sklearn.engines.base import Engine, prepare_batch
 from deinforeg_sklearn.engines.choice import (
@@ -265,29 +264,9 @@ def _explicit_cpu_stages(
         "(devices_ says so). Pass engine='threads' or engine='processes' to run the stages "
         "anyway, or devices=None to silence this warning.",
         UserWarning,
-        stacklevel=_first_frame_outside_package(),
+        stacklevel=user_stacklevel(),
     )
     return devices[:1], None
-
-
-def _first_frame_outside_package() -> int:
-    """The ``stacklevel`` that points a warning raised by the caller at the user's code.
-
-    Why: the fit reaches this module through a varying number of frames of this package and
-    of scikit-learn (an estimator's fit, partial_fit, a search), and a warning should name the
-    user's line.
-    """
-    # scikit-learn's frames by the module already loaded: engines never import scikit-learn
-    loaded = (sys.modules.get(name) for name in (__name__.split(".")[0], "sklearn"))
-    packages = tuple(
-        os.path.dirname(os.path.abspath(module.__file__))
-        for module in loaded
-        if module is not None and getattr(module, "__file__", None)
-    )
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(packages):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _cpu_stages_pay(

@@ -35,11 +35,17 @@ from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
 from deinforeg_sklearn.estimators._checkpoint import checkpointer_for
 from deinforeg_sklearn.estimators._checks import resolve_classes
-from deinforeg_sklearn.estimators._inputs import input_sample_shape, training_input, validation_input
+from deinforeg_sklearn.estimators._inputs import (
+    input_sample_shape,
+    training_input,
+    validation_input,
+    warn_about_magnitude,
+)
 from deinforeg_sklearn.estimators._persistence import PersistenceMixin
 from deinforeg_sklearn.estimators._plan import make_plan
 from deinforeg_sklearn.estimators._prediction import PredictionMixin
 from deinforeg_sklearn.training.checkpoint import EpochSaver, restore_random_states
+from deinforeg_sklearn.training.collapse import CHECK_ROWS, collapse_message, collapsed_heads
 from deinforeg_sklearn.training.loop import FitLoop, LoopConfig, LoopResult
 from deinforeg_sklearn.training.plan import Augment, FitPlan
 from deinforeg_sklearn.training.protocols import UnitNetwork
@@ -266,6 +272,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         config = self._check_config(external_validation=X_val is not None)
         tokens = config.specs[0].accepts == "tokens"
         X, y = training_input(self, X, y, reset=not incremental, tokens=tokens)
+        warn_about_magnitude(self, X, self.input_scale, tokens, "fit")
         shape = input_sample_shape(X, self.input_shape)
         augment = make_augmenter(self.augment, shape, self._value_range(X))
         classes_ = resolve_classes(y, classes, self.classes_ if incremental else None)
@@ -309,6 +316,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         if saver is not None and result.interrupted_after is None:
             saver.finish()  # the next fit starts over; after Ctrl-C it resumes instead
         self._warn_about(result)
+        self._warn_if_collapsed(network, plan, stage_devices[0])
         self.classes_, self.network_, self.device_ = classes_, network, stage_devices[0]
         self.devices_ = stage_devices
         self.stage_sizes_, self.input_shape_, self.history_ = stage_sizes, shape, history
@@ -410,6 +418,15 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 ConvergenceWarning,
                 stacklevel=_USER_FRAME + 1,
             )
+
+    def _warn_if_collapsed(self, network: UnitNetwork, plan: FitPlan, device: torch.device) -> None:
+        """Warn when the fit learned nothing: every head constant (``training/collapse.py``)."""
+        failed = collapsed_heads(network, plan.X, device, plan.mask_fn)
+        if failed is None:
+            return
+        message = collapse_message(network.n_heads, failed, min(len(plan.X), CHECK_ROWS))
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=_USER_FRAME + 1)
 
     def _choose_inference_block(self, mode: str, n_heads: int, scores: np.ndarray | None) -> int:
         if mode == "best" and scores is not None:

@@ -8,12 +8,17 @@ and its flat size is checked against ``n_features_in_`` here in the same way.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_features, validate_data
 
+from deinforeg_sklearn._frames import user_stacklevel
 from deinforeg_sklearn.data.dataset import DatasetInput, dataset_input, is_dataset
 from deinforeg_sklearn.data.inputs import KEPT_DTYPES, as_token_ids, sample_shape
+from deinforeg_sklearn.data.magnitude import overflow_message, overflowing_columns
+from deinforeg_sklearn.estimators._plan import AUTO_BATCH_SIZE
 
 
 def training_input(estimator, X, y, reset: bool, tokens: bool):
@@ -76,6 +81,24 @@ def prediction_input(estimator, X, tokens: bool):
         return X
     X = validate_data(estimator, X, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES)
     return as_token_ids(X) if tokens else X
+
+
+def warn_about_magnitude(estimator, X, scale: float | None, tokens: bool, where: str) -> None:
+    """Warn when columns of X are too large for float32 training (``data/magnitude.py``).
+
+    ``scale`` is the ``input_scale`` the blocks read X with. Token ids and Datasets are not
+    checked: ids are not multiplied, and a Dataset would be read for it.
+    """
+    if tokens or isinstance(X, DatasetInput):
+        return
+    batch_size = getattr(estimator, "batch_size", AUTO_BATCH_SIZE)
+    if isinstance(batch_size, str):  # "auto"; the rows split off for validation hardly move the limit
+        batch_size = min(AUTO_BATCH_SIZE, len(X))
+    columns, peak = overflowing_columns(X, scale, batch_size)
+    if len(columns):
+        names = getattr(estimator, "feature_names_in_", None)
+        message = overflow_message(columns, peak, batch_size, names, where)
+        warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
 
 
 def input_sample_shape(X, input_shape) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from deinforeg_sklearn.data.inputs import RowSource, no_mask, to_rows, token_mask
-from deinforeg_sklearn.estimators._inputs import prediction_input
+from deinforeg_sklearn.estimators._inputs import prediction_input, warn_about_magnitude
 from deinforeg_sklearn.training.evaluate import evaluate_logits
 
 #: Rows per batch at prediction.
@@ -54,6 +54,7 @@ class PredictionMixin:
         check_is_fitted(self)
         X = prediction_input(self, X, self._tokens)
         scale = getattr(self, "_input_scale", None)  # absent from models saved before it existed
+        warn_about_magnitude(self, X, scale, self._tokens, "predict")
         rows = to_rows(X, self.input_shape_, scale, self._tokens, getattr(self, "num_workers", 0))
         return rows, token_mask if self._tokens else no_mask
 
