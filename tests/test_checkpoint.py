@@ -244,3 +244,102 @@ def test_ctrl_c_keeps_the_last_epoch_and_the_next_fit_continues(part, tmp_path, 
     assert len(est.history_) == 2 and not _saved(tmp_path)["finished"]
     est.fit(X, y)  # continues after epoch 2
     assert_same_training(reference, est, X, atol=0)
+
+
+def test_a_folder_in_use_by_another_fit_is_an_error_naming_it(part, tmp_path):
+    """One fit at a time per folder; the lock of a killed fit is taken over."""
+    from deinforeg_sklearn.training.checkpoint_lock import CheckpointInUseError
+
+    X, y = part
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from deinforeg_sklearn.training.checkpoint_lock import FitLock; "
+            "lock = FitLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        est = DeInfoRegClassifier(**FAST, checkpoint=tmp_path)
+        held = rf"in use by another fit \(process {holder.pid} on .*'runs/{{fit}}'"
+        with pytest.raises(CheckpointInUseError, match=held):
+            est.fit(X, y)
+        assert not hasattr(est, "network_") and not (tmp_path / CHECKPOINT_FILE).exists()
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock
+        holder.wait(timeout=30)
+        est.fit(X, y)  # the operating system dropped the dead process's lock
+        assert _saved(tmp_path)["finished"]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)
+    from deinforeg_sklearn.training.checkpoint_lock import FitLock
+
+    # in this process too: a second fit is refused, not waited for
+    with FitLock(tmp_path), pytest.raises(CheckpointInUseError):
+        DeInfoRegClassifier(**FAST, checkpoint=tmp_path).fit(X, y)
+
+
+def test_fit_key_gives_each_configuration_and_fold_its_own_folder(part, tmp_path, monkeypatch):
+    X, y = part
+    template = str(tmp_path / "{fit}")
+    params = dict(FAST, early_stopping=False)
+    reference = DeInfoRegClassifier(**params).fit(X, y)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 3)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            DeInfoRegClassifier(**params, checkpoint=template).fit(X, y)
+    # another configuration and other rows write their own folders instead of being refused
+    DeInfoRegClassifier(**dict(params, alpha=0.5), checkpoint=template).fit(X, y)
+    DeInfoRegClassifier(**params, checkpoint=template).fit(X[:300], y[:300])
+    folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(folders) == 3 and all(len(p.name) == 16 for p in folders)
+    unfinished = [p for p in folders if not _saved(p)["finished"]]
+    assert len(unfinished) == 1 and len(_saved(unfinished[0])["progress"].history) == 2
+    resumed = DeInfoRegClassifier(**params, checkpoint=template).fit(X, y)  # finds its own folder
+    assert_same_training(reference, resumed, X, atol=0)
+    assert _saved(unfinished[0])["finished"]
+
+
+@pytest.mark.slow
+def test_a_killed_parallel_search_resumes_every_fit_to_the_same_cv_results(tmp_path):
+    import json
+
+    job = str(Path(__file__).with_name("search_job.py"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    subprocess.run([sys.executable, job, str(tmp_path / "reference.json")], env=env, check=True, timeout=600)
+    template = tmp_path / "runs" / "{fit}"
+    runs = tmp_path / "runs"
+    child = subprocess.Popen(
+        [sys.executable, job, str(tmp_path / "killed.json"), str(template)], env=env, start_new_session=True
+    )
+
+    def started() -> int:
+        files = list(runs.glob(f"*/{CHECKPOINT_FILE}")) if runs.is_dir() else []
+        saved = [torch.load(f, weights_only=False) for f in files]
+        return sum(1 for c in saved if not c["finished"] and len(c["progress"].history) >= 2)
+
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and child.poll() is None and started() < 1:
+            time.sleep(0.1)
+        assert child.poll() is None, "the search ended before it could be killed"
+        os.killpg(child.pid, signal.SIGKILL)  # the search and its workers
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+    saved = [torch.load(f, weights_only=False) for f in runs.glob(f"*/{CHECKPOINT_FILE}")]
+    assert sum(not s["finished"] for s in saved) >= 1  # fits that the rerun resumes
+    subprocess.run(
+        [sys.executable, job, str(tmp_path / "resumed.json"), str(template)], env=env, check=True, timeout=600
+    )
+    reference = json.loads((tmp_path / "reference.json").read_text())
+    assert json.loads((tmp_path / "resumed.json").read_text()) == reference
+    assert len(list(runs.glob(f"*/{CHECKPOINT_FILE}"))) == 5  # 2 candidates x 2 folds, and the refit

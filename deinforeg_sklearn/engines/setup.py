@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,21 @@ def start_engine(
         engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
     engine.start()
     return engine
+
+
+def writes_checkpoints(request: EngineRequest) -> bool:
+    """Whether this process writes the fit's checkpoint, and so must hold the folder's lock.
+
+    Under torchrun or an initialised process group the ranks of a pipeline are its stages, and
+    rank 0 alone writes (after each epoch's sync its network holds every stage): the other
+    ranks read the checkpoint to resume, and must not lock the folder that rank 0 writes.
+    Every other fit writes its own checkpoint.
+    """
+    if len(request.devices) < 2:
+        return True
+    if dist.is_initialized():
+        return dist.get_rank() == 0
+    return not launched_by_torchrun() or int(os.environ["RANK"]) == 0
 
 
 def one_device_engine(network: UnitNetwork, device: torch.device, plan: FitPlan, schedule: str) -> Engine:

@@ -15,9 +15,11 @@ labels and weights (one value per row) are hashed whole.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
+import scipy.sparse as sp
 
 from deinforeg_sklearn.training.checkpoint import Checkpointer
 
@@ -62,11 +64,15 @@ def digest(*arrays: np.ndarray) -> str:
 
 
 def _row_sample(X) -> str:
-    """Digest of 16 evenly spaced rows of an array; a Dataset is identified by its labels alone."""
-    if not isinstance(X, np.ndarray):
+    """Digest of 16 evenly spaced rows of an array or sparse matrix (as their dense values, so
+    sparse X and its dense copy, which train alike, match); a Dataset is identified by its
+    labels alone."""
+    sparse = sp.issparse(X)
+    if not (sparse or isinstance(X, np.ndarray)):
         return "dataset"
-    rows = np.unique(np.linspace(0, len(X) - 1, 16).astype(np.int64))
-    return digest(np.asarray(X[rows], dtype=np.float64))
+    rows = np.unique(np.linspace(0, X.shape[0] - 1, 16).astype(np.int64))
+    sample = X[rows].toarray() if sparse else X[rows]
+    return digest(np.asarray(sample, dtype=np.float64))
 
 
 def fingerprint(
@@ -93,13 +99,34 @@ def fingerprint(
     }
 
 
+#: The placeholder of ``checkpoint`` that becomes each fit's key (:func:`fit_key`).
+FIT_KEY = "{fit}"
+
+
+def fit_key(print_: dict) -> str:
+    """A short digest of a fit's fingerprint: the name of its own checkpoint subfolder.
+
+    Two fits get the same key exactly when one may resume the other's checkpoint (same
+    estimator, training parameters, data digests and starting epoch), so the candidates and
+    folds of a search, which share one ``checkpoint`` value, each write and resume their own.
+    """
+    return hashlib.sha1(json.dumps(print_, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def checkpointer_for(
     estimator, X, y: np.ndarray, classes: np.ndarray, start_epoch: int, weights: np.ndarray | None
 ) -> Checkpointer | None:
-    """The checkpointer of this fit, or None without a ``checkpoint`` folder."""
+    """The checkpointer of this fit, or None without a ``checkpoint`` folder.
+
+    ``{fit}`` in the path is replaced by the fit's :func:`fit_key`.
+    """
     folder = estimator.checkpoint
     if folder is None:
         return None
+    wanted = fingerprint(estimator, X, y, classes, start_epoch, weights)
+    folder = os.fspath(folder)
+    if FIT_KEY in folder:
+        folder = folder.replace(FIT_KEY, fit_key(wanted))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"checkpoint={folder!r} is a file: pass a folder (it is created when missing).")
-    return Checkpointer(folder, fingerprint(estimator, X, y, classes, start_epoch, weights))
+    return Checkpointer(folder, wanted)

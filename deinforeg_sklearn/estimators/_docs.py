@@ -21,8 +21,13 @@ SHARED_PARAMETERS: dict[str, str] = {
         in torch's format. A ``fit`` whose folder holds an unfinished fit of the same
         parameters and data shape resumes it after its last completed epoch and ends where
         the uninterrupted fit would; one of another configuration is an error that says how
-        to start over. A finished fit's checkpoint is overwritten. ``partial_fit`` ignores
-        it. Load only checkpoints you wrote (they are pickles). See docs/user-guide/large-data.md.
+        to start over. A finished fit's checkpoint is overwritten. ``{fit}`` in the path
+        becomes a key of the fit's parameters and data, so that the candidates and folds of
+        a search, which share one value, each write and resume their own subfolder (e.g.
+        ``checkpoint="runs/{fit}"``). A fit holds its folder's lock while it runs: a second
+        fit on a folder in use raises ``CheckpointInUseError`` before training.
+        ``partial_fit`` ignores it. Load only checkpoints you wrote (they are pickles). See
+        docs/user-guide/large-data.md.
 """,
     "input_scale": """\
     input_scale : float or None, default=None

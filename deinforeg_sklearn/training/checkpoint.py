@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.persistence import network_from_bytes, network_to_bytes
+from deinforeg_sklearn.training.checkpoint_lock import FitLock
 from deinforeg_sklearn.training.protocols import UnitNetwork
 from deinforeg_sklearn.training.snapshot import Snapshot
 
@@ -99,6 +100,10 @@ class Checkpointer:
     @property
     def path(self) -> Path:
         return self.folder / CHECKPOINT_FILE
+
+    def locked(self) -> FitLock:
+        """The folder's exclusive lock, to hold for the whole fit (``with checkpointer.locked():``)."""
+        return FitLock(self.folder)
 
     def load(self) -> tuple[Progress | None, int | None]:
         """The unfinished fit to resume and its seed, or ``(None, None)`` to start afresh.
