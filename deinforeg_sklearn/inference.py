@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
+from deinforeg_sklearn.data.sparse import rows_per_pass
 
 
 @torch.no_grad()
@@ -27,6 +28,7 @@ def adaptive_probabilities(
     threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and exit depth (number of blocks run, 1..L) of every row of X."""
+    batch_size = rows_per_pass(X, batch_size)
     was_training = network.training
     network.eval()
     try:

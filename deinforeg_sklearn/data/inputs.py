@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.data.dataset import DatasetInput, DatasetRows
+from deinforeg_sklearn.data.sparse import SparseRows, is_sparse
 
 #: The padding mask of a batch (token input), or None: ``token_mask`` or ``no_mask``.
 MaskFn = Callable[[torch.Tensor], torch.Tensor | None]
@@ -101,8 +102,9 @@ class Rows:
         return xb * self.scale if self.scale is not None else xb
 
 
-#: The rows of a fit: an array read in place, or a Dataset read per batch (same interface).
-RowSource = Rows | DatasetRows
+#: The rows of a fit: an array read in place, sparse rows densified per batch, or a Dataset read
+#: per batch (same interface).
+RowSource = Rows | SparseRows | DatasetRows
 
 
 def to_rows(
@@ -115,10 +117,13 @@ def to_rows(
     """``Rows`` over X reshaped to ``shape``: a view of X whenever X is C-contiguous.
 
     X may be read-only (a memory map opened with ``mode="r"``): the rows are only ever read.
-    A checked Dataset (``DatasetInput``) becomes its ``DatasetRows``.
+    A checked Dataset (``DatasetInput``) becomes its ``DatasetRows``, a scipy sparse matrix
+    its ``SparseRows``.
     """
     if isinstance(X, DatasetInput):
         return X.rows(shape, scale, tokens, num_workers)
+    if is_sparse(X):
+        return SparseRows(X, shape, scale)
     X = np.ascontiguousarray(X)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)

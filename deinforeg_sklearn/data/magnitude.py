@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 #: Rows the check reads at most (evenly spaced over X).
 SAMPLE_ROWS = 4096
@@ -37,8 +38,8 @@ def overflowing_columns(X: np.ndarray, scale: float | None, batch_size: int) -> 
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Rows as given (any real or integer dtype, a memory map too).
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Rows as given (any real or integer dtype, a memory map or a sparse matrix too).
     scale : float or None
         ``input_scale``: the blocks read ``X * scale``.
     batch_size : int
@@ -51,13 +52,16 @@ def overflowing_columns(X: np.ndarray, scale: float | None, batch_size: int) -> 
     peak : float
         The largest sampled magnitude times ``|scale|`` (0 for an empty X).
     """
-    n = len(X)
+    n = X.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64), 0.0
     rows = np.arange(n) if n <= SAMPLE_ROWS else np.linspace(0, n - 1, SAMPLE_ROWS).astype(np.int64)
-    sample = np.asarray(X[rows]).reshape(len(rows), -1)
     # float64: the magnitudes of interest are far above what float32 squares can hold
-    magnitude = np.abs(sample.astype(np.float64, copy=False)).max(axis=0)
+    if sp.issparse(X):  # the sampled rows' non-zeros (a column's zeros never overflow)
+        magnitude = abs(X[rows].astype(np.float64)).max(axis=0).toarray().ravel()
+    else:
+        sample = np.asarray(X[rows]).reshape(len(rows), -1)
+        magnitude = np.abs(sample.astype(np.float64, copy=False)).max(axis=0)
     magnitude *= 1.0 if scale is None else abs(float(scale))
     return np.flatnonzero(magnitude > overflow_limit(batch_size)), float(magnitude.max())
 

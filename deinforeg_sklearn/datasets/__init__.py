@@ -14,7 +14,11 @@ from deinforeg_sklearn.datasets.images import (
     read_idx,
 )
 from deinforeg_sklearn.datasets.text_csv import load_ag_news_csv, load_dbpedia_csv, load_imdb_csv
-from deinforeg_sklearn.datasets.vader import load_vader_movie_reviews, parse_vader_ground_truth
+from deinforeg_sklearn.datasets.vader import (
+    load_vader_movie_reviews,
+    load_vader_sentences,
+    parse_vader_ground_truth,
+)
 
 __all__ = [
     "default_cache",
@@ -26,6 +30,7 @@ __all__ = [
     "load_mnist_like",
     "load_tiny_imagenet",
     "load_vader_movie_reviews",
+    "load_vader_sentences",
     "parse_vader_ground_truth",
     "read_idx",
 ]

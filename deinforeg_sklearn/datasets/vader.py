@@ -27,6 +27,13 @@ VADER_URL = (
 )
 VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 VADER_MEMBER = "movieReviewSnippets_GroundTruth.txt"
+#: The four corpora of the archive (movie reviews, tweets, Amazon reviews, NYT editorials).
+VADER_CORPORA = (
+    VADER_MEMBER,
+    "tweets_GroundTruth.txt",
+    "amazonReviewSnippets_GroundTruth.txt",
+    "nytEditorialSnippets_GroundTruth.txt",
+)
 
 
 def parse_vader_ground_truth(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
@@ -78,6 +85,28 @@ def load_vader_movie_reviews(
     return parse_vader_ground_truth(target)
 
 
+def load_vader_sentences(
+    cache: str | os.PathLike | None = None, download: bool = False
+) -> tuple[list[str], np.ndarray]:
+    """All four VADER corpora with sign labels: 23,320 sentences after dropping neutral ones.
+
+    Movie reviews, tweets, Amazon reviews and NYT editorials, in that order (as
+    :func:`load_vader_movie_reviews`, whose arguments these are); enough text for a TF-IDF
+    matrix of 2^16 unigram and bigram columns.
+    """
+    load_vader_movie_reviews(cache, download)  # fetches and checks the archive when needed
+    folder = Path(cache) if cache is not None else default_cache()
+    for name in VADER_CORPORA:
+        if not (folder / name).is_file():
+            _extract_vader(folder / VADER_ARCHIVE, VADER_SHA256, name)
+    texts, labels = [], []
+    for name in VADER_CORPORA:
+        more_texts, more_labels = parse_vader_ground_truth(folder / name)
+        texts += more_texts
+        labels.append(more_labels)
+    return texts, np.concatenate(labels)
+
+
 def _fetch_vader(folder: Path, url: str = VADER_URL, sha256: str = VADER_SHA256) -> None:
     """Download the sdist with urllib into ``folder``, checking its sha256.
 
@@ -116,8 +145,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _extract_vader(archive: Path, sha256: str) -> None:
-    """Check the archive's hash, then write the ground-truth file beside it."""
+def _extract_vader(archive: Path, sha256: str, name: str = VADER_MEMBER) -> None:
+    """Check the archive's hash, then write the ground-truth file ``name`` beside it."""
     if _sha256(archive) != sha256:
         raise ValueError(
             f"{archive} has sha256 {_sha256(archive)}, not the pinned {sha256}: delete it and "
@@ -127,5 +156,5 @@ def _extract_vader(archive: Path, sha256: str) -> None:
         inner_member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
         inner = outer.extractfile(inner_member)
         with tarfile.open(fileobj=inner) as tar:
-            member = next(m for m in tar.getmembers() if m.name.endswith(VADER_MEMBER))
-            (archive.parent / VADER_MEMBER).write_bytes(tar.extractfile(member).read())
+            member = next(m for m in tar.getmembers() if m.name.endswith(name))
+            (archive.parent / name).write_bytes(tar.extractfile(member).read())

@@ -9,6 +9,7 @@ commits the fitted state only when a fit finishes, so a failed fit leaves the pr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -29,9 +30,10 @@ from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
 from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.dataset import DatasetInput
+from deinforeg_sklearn.data.sparse import sparse_refusal
 from deinforeg_sklearn.data.weights import check_weights
 from deinforeg_sklearn.devices import resolve_devices
-from deinforeg_sklearn.engines.setup import EngineRequest, start_engine
+from deinforeg_sklearn.engines.setup import EngineRequest, start_engine, writes_checkpoints
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
 from deinforeg_sklearn.estimators._checkpoint import checkpointer_for
 from deinforeg_sklearn.estimators._checks import resolve_classes
@@ -160,6 +162,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True  # densified batch by batch for a flat first block (data/sparse.py)
         return tags
 
     # ----------------------------------------------------------------- public API
@@ -169,10 +172,13 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or torch Dataset
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or torch Dataset
             Rows of features (reshaped to ``input_shape`` when given), or token ids when the
             first block is an ``Embedding``. Any real or integer dtype and ``np.memmap`` are
-            read in place (see ``input_scale``). A map-style ``torch.utils.data.Dataset``
+            read in place (see ``input_scale``). A scipy sparse array or matrix (e.g. from
+            ``TfidfVectorizer``) stays sparse, each batch densified when it is due, for a
+            first block of flat rows (Dense, or a custom block); CSR is read in place, other
+            formats are converted to CSR once. A map-style ``torch.utils.data.Dataset``
             whose items are ``(sample, label)`` is read once for its labels, then per batch
             (``num_workers``); its samples' shape is the ``input_shape`` unless one is given.
         y : array-like of shape (n_samples,), default=None
@@ -270,51 +276,56 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         if X_val is None and y_val is not None:
             raise ValueError("Pass X_val and y_val together (or neither, to split off validation_fraction).")
         config = self._check_config(external_validation=X_val is not None)
-        tokens = config.specs[0].accepts == "tokens"
-        X, y = training_input(self, X, y, reset=not incremental, tokens=tokens)
+        first = config.specs[0]
+        tokens = first.accepts == "tokens"
+        refusal = sparse_refusal(type(first).__name__, first.accepts, self.input_shape)
+        X, y = training_input(self, X, y, reset=not incremental, tokens=tokens, sparse_refusal=refusal)
         warn_about_magnitude(self, X, self.input_scale, tokens, "fit")
         shape = input_sample_shape(X, self.input_shape)
         augment = make_augmenter(self.augment, shape, self._value_range(X))
         classes_ = resolve_classes(y, classes, self.classes_ if incremental else None)
         weights = check_weights(sample_weight, self.class_weight, y, classes_)
         if X_val is not None:
-            X_val, y_val = validation_input(self, X_val, y_val, X.shape[1], classes_, tokens)
+            X_val, y_val = validation_input(self, X_val, y_val, X.shape[1], classes_, tokens, refusal)
         start_epoch = len(self.history_) if incremental else 0
         checkpointer = None if partial else checkpointer_for(self, X, y, classes_, start_epoch, weights)
-        progress, seed = checkpointer.load() if checkpointer is not None else (None, None)
-        if seed is None:
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        data = FitData(X, np.searchsorted(classes_, y), weights, X_val, y_val)
-        plan = self._plan(data, shape, augment, seed, partial, config, tokens)
-        mode = self._inference_mode(X_val is not None or bool(self.validation_fraction))
-        cuda = sorted({d.index or 0 for d in config.engine.devices if d.type == "cuda"})
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            if progress is not None:  # resume: the checkpoint's network, history and generators
-                network, history = progress.network, progress.history
-                projectors = progress.extra.get("projectors")
-                plan.rng.bit_generator.state = progress.numpy_rng
-                plan = dataclasses.replace(plan, epochs=plan.epochs - (len(history) - start_epoch))
-                restore_random_states(progress)
-            elif incremental:
-                network = self._continued_network(plan, partial)
-                projectors = getattr(self, "projector_", None)  # AL has none
-                history = list(self.history_)
-            else:
-                max_token = int(X.max()) if tokens else None
-                network, projectors = self._new_network(
-                    config, shape, len(classes_), max_token, plan.n_batches, seed
-                )
-                history = []
-            saver = None
-            if checkpointer is not None:
-                saver = EpochSaver(checkpointer, seed, bool(cuda), {"projectors": projectors})
-            loop = FitLoop(self._loop_config(mode, saver is not None), saver, progress)
-            with start_engine(config.engine, network, plan, history, loop) as engine:
-                result = loop.run(network, engine, plan, history)
-                stage_sizes, stage_devices = engine.stage_sizes, list(engine.devices)
-        if saver is not None and result.interrupted_after is None:
-            saver.finish()  # the next fit starts over; after Ctrl-C it resumes instead
+        # one fit at a time per checkpoint folder, from before the load to the last write
+        lock = checkpointer is not None and writes_checkpoints(config.engine)
+        with checkpointer.locked() if lock else contextlib.nullcontext():
+            progress, seed = checkpointer.load() if checkpointer is not None else (None, None)
+            if seed is None:
+                seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            data = FitData(X, np.searchsorted(classes_, y), weights, X_val, y_val)
+            plan = self._plan(data, shape, augment, seed, partial, config, tokens)
+            mode = self._inference_mode(X_val is not None or bool(self.validation_fraction))
+            cuda = sorted({d.index or 0 for d in config.engine.devices if d.type == "cuda"})
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(seed)
+                if progress is not None:  # resume: the checkpoint's network, history and generators
+                    network, history = progress.network, progress.history
+                    projectors = progress.extra.get("projectors")
+                    plan.rng.bit_generator.state = progress.numpy_rng
+                    plan = dataclasses.replace(plan, epochs=plan.epochs - (len(history) - start_epoch))
+                    restore_random_states(progress)
+                elif incremental:
+                    network = self._continued_network(plan, partial)
+                    projectors = getattr(self, "projector_", None)  # AL has none
+                    history = list(self.history_)
+                else:
+                    max_token = int(X.max()) if tokens else None
+                    network, projectors = self._new_network(
+                        config, shape, len(classes_), max_token, plan.n_batches, seed
+                    )
+                    history = []
+                saver = None
+                if checkpointer is not None:
+                    saver = EpochSaver(checkpointer, seed, bool(cuda), {"projectors": projectors})
+                loop = FitLoop(self._loop_config(mode, saver is not None), saver, progress)
+                with start_engine(config.engine, network, plan, history, loop) as engine:
+                    result = loop.run(network, engine, plan, history)
+                    stage_sizes, stage_devices = engine.stage_sizes, list(engine.devices)
+            if saver is not None and result.interrupted_after is None:
+                saver.finish()  # the next fit starts over; after Ctrl-C it resumes instead
         self._warn_about(result)
         self._warn_if_collapsed(network, plan, stage_devices[0])
         self.classes_, self.network_, self.device_ = classes_, network, stage_devices[0]

@@ -18,11 +18,17 @@ from deinforeg_sklearn._frames import user_stacklevel
 from deinforeg_sklearn.data.dataset import DatasetInput, dataset_input, is_dataset
 from deinforeg_sklearn.data.inputs import KEPT_DTYPES, as_token_ids, sample_shape
 from deinforeg_sklearn.data.magnitude import overflow_message, overflowing_columns
+from deinforeg_sklearn.data.sparse import ACCEPTED_FORMATS, is_sparse
 from deinforeg_sklearn.estimators._plan import AUTO_BATCH_SIZE
 
 
-def training_input(estimator, X, y, reset: bool, tokens: bool):
-    """Checked (X, y) of ``fit``: an array read in place, or a checked Dataset and its labels."""
+def training_input(estimator, X, y, reset: bool, tokens: bool, sparse_refusal: str | None):
+    """Checked (X, y) of ``fit``: an array read in place, or a checked Dataset and its labels.
+
+    ``sparse_refusal``: why the first block cannot read sparse X (``data/sparse.py``), or None
+    when it can; sparse X is then kept sparse (CSR and CSC as given, other formats as CSR).
+    """
+    _refuse_sparse(X, sparse_refusal)
     if is_dataset(X):
         X = dataset_input(X, y, estimator.num_workers)
         _check_n_features(estimator, X.shape[1], reset)
@@ -32,7 +38,10 @@ def training_input(estimator, X, y, reset: bool, tokens: bool):
     else:
         # Real and integer X are kept as given (memory maps stay on disk); batches become
         # float32 one at a time (data.inputs.Rows).
-        X, y = validate_data(estimator, X, y, reset=reset, dtype=np.float64 if tokens else KEPT_DTYPES)
+        X, y = validate_data(
+            estimator, X, y, reset=reset, dtype=np.float64 if tokens else KEPT_DTYPES,
+            accept_sparse=_formats(sparse_refusal),
+        )  # fmt: skip
         if tokens:
             X = as_token_ids(X)
     check_classification_targets(y)
@@ -41,11 +50,14 @@ def training_input(estimator, X, y, reset: bool, tokens: bool):
     return X, y
 
 
-def validation_input(estimator, X_val, y_val, n_features: int, classes_: np.ndarray, tokens: bool):
+def validation_input(
+    estimator, X_val, y_val, n_features: int, classes_: np.ndarray, tokens: bool, sparse_refusal: str | None
+):
     """X_val and y_val checked against the training data: same features, known classes.
 
-    Returns X_val (array or Dataset) and the class indices of its labels.
+    Returns X_val (array, sparse matrix or Dataset) and the class indices of its labels.
     """
+    _refuse_sparse(X_val, sparse_refusal)
     if is_dataset(X_val):
         X_val = dataset_input(X_val, y_val, estimator.num_workers)
         y_val = X_val.summary.y
@@ -61,8 +73,9 @@ def validation_input(estimator, X_val, y_val, n_features: int, classes_: np.ndar
         )
     if not isinstance(X_val, DatasetInput):
         X_val, y_val = validate_data(
-            estimator, X_val, y_val, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES
-        )
+            estimator, X_val, y_val, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES,
+            accept_sparse=_formats(sparse_refusal),
+        )  # fmt: skip
         if tokens:
             X_val = as_token_ids(X_val)
     unknown = np.setdiff1d(np.unique(y_val), classes_)
@@ -73,13 +86,18 @@ def validation_input(estimator, X_val, y_val, n_features: int, classes_: np.ndar
     return X_val, np.searchsorted(classes_, y_val)
 
 
-def prediction_input(estimator, X, tokens: bool):
-    """Checked X of ``predict``: an array read in place or a Dataset (items (x, y) or x)."""
+def prediction_input(estimator, X, tokens: bool, sparse_refusal: str | None):
+    """Checked X of ``predict``: an array read in place, a sparse matrix, or a Dataset
+    (items (x, y) or x)."""
+    _refuse_sparse(X, sparse_refusal)
     if is_dataset(X):
         X = dataset_input(X, None, estimator.num_workers, labelled=False)
         _check_n_features(estimator, X.shape[1], reset=False)
         return X
-    X = validate_data(estimator, X, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES)
+    X = validate_data(
+        estimator, X, reset=False, dtype=np.float64 if tokens else KEPT_DTYPES,
+        accept_sparse=_formats(sparse_refusal),
+    )  # fmt: skip
     return as_token_ids(X) if tokens else X
 
 
@@ -93,7 +111,7 @@ def warn_about_magnitude(estimator, X, scale: float | None, tokens: bool, where:
         return
     batch_size = getattr(estimator, "batch_size", AUTO_BATCH_SIZE)
     if isinstance(batch_size, str):  # "auto"; the rows split off for validation hardly move the limit
-        batch_size = min(AUTO_BATCH_SIZE, len(X))
+        batch_size = min(AUTO_BATCH_SIZE, X.shape[0])
     columns, peak = overflowing_columns(X, scale, batch_size)
     if len(columns):
         names = getattr(estimator, "feature_names_in_", None)
@@ -106,6 +124,17 @@ def input_sample_shape(X, input_shape) -> tuple[int, ...]:
     if isinstance(X, DatasetInput) and input_shape is None:
         return X.summary.sample_shape
     return sample_shape(X.shape[1], input_shape)
+
+
+def _refuse_sparse(X, refusal: str | None) -> None:
+    """Sparse X that the first block cannot read: the reason, before any conversion or work."""
+    if refusal is not None and is_sparse(X):
+        raise ValueError(refusal)
+
+
+def _formats(refusal: str | None) -> tuple[str, ...] | bool:
+    """``validate_data``'s ``accept_sparse``: CSR and CSC kept (others become CSR), or none."""
+    return ACCEPTED_FORMATS if refusal is None else False
 
 
 def _check_n_features(estimator, n_features: int, reset: bool) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from deinforeg_sklearn.data.inputs import RowSource, no_mask, to_rows, token_mask
+from deinforeg_sklearn.data.sparse import sparse_refusal
 from deinforeg_sklearn.estimators._inputs import prediction_input, warn_about_magnitude
 from deinforeg_sklearn.training.evaluate import evaluate_logits
 
@@ -52,7 +53,9 @@ class PredictionMixin:
     def _prediction_input(self, X) -> tuple[RowSource, Callable]:
         """Checked rows of X in the training sample shape (read in place), and the mask function."""
         check_is_fitted(self)
-        X = prediction_input(self, X, self._tokens)
+        accepts = "tokens" if self._tokens else "any"
+        refusal = sparse_refusal("Embedding" if self._tokens else "", accepts, self.input_shape_)
+        X = prediction_input(self, X, self._tokens, refusal)
         scale = getattr(self, "_input_scale", None)  # absent from models saved before it existed
         warn_about_magnitude(self, X, scale, self._tokens, "predict")
         rows = to_rows(X, self.input_shape_, scale, self._tokens, getattr(self, "num_workers", 0))

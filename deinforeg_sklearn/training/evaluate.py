@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
+from deinforeg_sklearn.data.sparse import rows_per_pass
 from deinforeg_sklearn.training.protocols import UnitNetwork
 
 
@@ -23,6 +24,7 @@ def evaluate_logits(
     The network's train/eval mode is restored afterwards, so a validation pass in the middle
     of a fit leaves BatchNorm and dropout as training left them.
     """
+    batch_size = rows_per_pass(X, batch_size)
     was_training = network.training
     network.eval()
     try:
