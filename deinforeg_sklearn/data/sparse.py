@@ -17,8 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: Formats ``validate_data`` keeps as given; any other sparse format is converted to CSR.
-ACCEPTED_FORMATS = ("csr", "csc")
+#: The format ``validate_data`` keeps as given; any other sparse format (CSC too) is converted to
+#: CSR there, once, so that row access (batches, the magnitude check, the checkpoint digest)
+#: never reads every column.
+ACCEPTED_FORMATS = ("csr",)
 
 
 def is_sparse(X: object) -> bool:
@@ -34,8 +36,8 @@ class SparseRows:
     """The rows of a sparse X as the blocks read them: dense float32 batches, made when due.
 
     Same interface as :class:`~deinforeg_sklearn.data.inputs.Rows`. The matrix is kept in CSR
-    (a CSC matrix is converted once, a copy of its non-zeros: row access in CSC reads every
-    column), and ``batch`` densifies only the rows it is asked for.
+    (the estimators' ``validate_data`` has converted any other format), and ``batch``
+    densifies only the rows it is asked for.
 
     Parameters
     ----------
@@ -50,7 +52,7 @@ class SparseRows:
     tokens = False
 
     def __init__(self, matrix, sample_shape: tuple[int, ...], scale: float | None = None) -> None:
-        self.matrix = matrix if matrix.format == "csr" else matrix.tocsr()
+        self.matrix = matrix.tocsr()  # CSR itself when it is CSR already
         self.sample_shape, self.scale = tuple(sample_shape), scale
 
     @property

@@ -26,7 +26,7 @@ def training_input(estimator, X, y, reset: bool, tokens: bool, sparse_refusal: s
     """Checked (X, y) of ``fit``: an array read in place, or a checked Dataset and its labels.
 
     ``sparse_refusal``: why the first block cannot read sparse X (``data/sparse.py``), or None
-    when it can; sparse X is then kept sparse (CSR and CSC as given, other formats as CSR).
+    when it can; sparse X is then kept sparse (CSR as given, other formats converted to CSR).
     """
     _refuse_sparse(X, sparse_refusal)
     if is_dataset(X):
@@ -133,7 +133,7 @@ def _refuse_sparse(X, refusal: str | None) -> None:
 
 
 def _formats(refusal: str | None) -> tuple[str, ...] | bool:
-    """``validate_data``'s ``accept_sparse``: CSR and CSC kept (others become CSR), or none."""
+    """``validate_data``'s ``accept_sparse``: CSR kept (others become CSR), or none."""
     return ACCEPTED_FORMATS if refusal is None else False
 
 
