@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deinforeg_sklearn.data.eval_batches import rows_per_pass
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
-from deinforeg_sklearn.data.sparse import rows_per_pass
 
 
 @torch.no_grad()

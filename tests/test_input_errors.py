@@ -219,3 +219,42 @@ def test_interrupt_without_last_epoch_copy_rolls_back(small_data, monkeypatch):
         est.fit(X, y)
     np.testing.assert_array_equal(est.predict_proba(X), before)
     assert est.n_iter_ == 2
+
+
+def test_one_snapshot_at_a_time_and_ctrl_c_while_taking_one(small_data, monkeypatch):
+    """The loop drops the last epoch's copy before taking the next (peak memory: one copy of
+    the network, not two), so a Ctrl-C while a copy is taken must keep the network itself,
+    which holds that completed epoch."""
+    import gc
+    import weakref
+
+    from deinforeg_sklearn.training import snapshot as snapshot_module
+
+    X, y = small_data
+    kw = {"blocks": [Dense(4), Dense(4)], "batch_size": 36, "random_state": 0, "final_learning_rate": None}
+    kw.update(early_stopping=True, validation_fraction=0.2, n_iter_no_change=50)
+    four_epochs = DeInfoRegClassifier(max_iter=4, **kw).fit(X, y)
+    original = snapshot_module.Snapshot.take.__func__
+    taken: list[weakref.ref] = []
+    alive = []
+
+    def counting(cls, *args):
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in taken))
+        if len(alive) == 4:  # epoch 4's copy: Ctrl-C while it is taken
+            raise KeyboardInterrupt
+        snapshot = original(cls, *args)
+        taken.append(weakref.ref(snapshot))
+        return snapshot
+
+    monkeypatch.setattr(snapshot_module.Snapshot, "take", classmethod(counting))
+    est = DeInfoRegClassifier(max_iter=6, **kw)
+    with pytest.warns(UserWarning, match="interrupted; keeping the model after epoch 4"):
+        est.fit(X, y)
+    # no copy is taken while two are alive; one may be: early stopping's best, when older
+    assert alive[0] == 0 and max(alive) <= 1
+    assert len(est.history_) == 4 and est.n_iter_ == 4
+    # epoch 4 was kept, then early stopping went to its best epoch, as the 4-epoch fit did
+    # (the rate is constant, so the first 4 epochs of a 6-epoch fit are a 4-epoch fit)
+    np.testing.assert_allclose(est.predict_proba(X), four_epochs.predict_proba(X), atol=1e-6)
+    assert [r["epoch"] for r in est.history_] == [r["epoch"] for r in four_epochs.history_]

@@ -6,6 +6,7 @@ twice, before training (naming the columns) and after it (every head constant), 
 and data just under the limit (digits x 1e17, which trains), warn about neither.
 """
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from deinforeg_sklearn import (
     SCPLClassifier,
 )
 from deinforeg_sklearn.blocks import Dense
+from deinforeg_sklearn.data import magnitude
 from deinforeg_sklearn.data.inputs import no_mask, to_rows
 from deinforeg_sklearn.data.magnitude import SAMPLE_ROWS, overflow_limit, overflowing_columns
 from deinforeg_sklearn.training.collapse import collapsed_heads
@@ -87,6 +89,25 @@ def test_overflowing_columns_samples_rows_and_follows_the_batch_size():
     ints[3, 0] = np.iinfo(np.int64).min
     columns, peak = overflowing_columns(ints, None, 128)
     assert columns.tolist() == [0] and peak == 2.0**63
+
+
+def test_the_check_reads_wide_rows_in_chunks(monkeypatch):
+    # 2,048 x 8,192 float32 (64 MiB): converted to float64 in one piece, the sample would take
+    # 128 MiB; chunked, the check holds a few CHUNK_BYTES beyond X, with the same answer
+    X = np.random.default_rng(0).random((2048, 8192), dtype=np.float32)
+    X[1500, 7000] = 1e19
+    tracemalloc.start()
+    try:
+        columns, peak = overflowing_columns(X, None, 128)
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert columns.tolist() == [7000] and peak == np.float32(1e19)
+    assert held < 4 * magnitude.CHUNK_BYTES
+    monkeypatch.setattr(magnitude, "CHUNK_BYTES", 1)  # one row at a time: the same result
+    assert overflowing_columns(X, None, 128)[0].tolist() == [7000]
+    reference = np.abs(X.astype(np.float64)).max(axis=0)
+    assert np.array_equal(magnitude._dense_magnitude(X, np.arange(len(X))), reference)
 
 
 def test_collapse_check_on_a_trained_model_and_on_identical_rows(digits):

@@ -126,7 +126,7 @@ def test_the_checkpoint_fingerprint_reads_sparse_rows_as_their_dense_values(part
 def test_no_dense_copy_of_x_is_made_in_fit_or_predict():
     # 2,000 x 20,000 at density 0.001: the CSR holds 0.5 MB, a dense float32 copy 160 MB. Numpy
     # allocations are traced, and the peak must stay far below one dense copy (an evaluation
-    # batch of sparse rows is at most 16 MiB dense: training.evaluate.SPARSE_EVAL_BYTES).
+    # batch of sparse rows is at most 16 MiB dense: data.eval_batches.EVAL_BYTES).
     rng = np.random.RandomState(0)
     X = sp.random(2000, 20000, density=0.001, format="csr", random_state=rng, dtype=np.float64)
     y = rng.randint(0, 2, 2000)

@@ -121,21 +121,3 @@ def sparse_refusal(block: str, accepts: str, input_shape: tuple[int, ...] | None
             "of another shape: drop input_shape, or pass a dense array (X.toarray())."
         )
     return None
-
-
-#: Largest dense batch an evaluation pass makes of sparse rows (bytes of float32).
-SPARSE_EVAL_BYTES = 16 * 2**20
-
-
-def rows_per_pass(X: object, batch_size: int) -> int:
-    """Rows per evaluation batch: ``batch_size``, fewer for wide sparse rows.
-
-    Why: a sparse row is densified for the blocks, and a TF-IDF row of 2^16 columns is 256 KiB
-    dense: 1,024 of them would make a 256 MiB batch out of a matrix of a few MiB. Each row's
-    logits do not depend on the other rows of its batch in eval mode, so only the memory
-    changes (and, for such wide rows, the last bits of rounding of the kernels).
-    """
-    if not isinstance(X, SparseRows):  # dense rows: as asked
-        return batch_size
-    row_bytes = 4 * max(1, int(np.prod(X.sample_shape)))
-    return max(1, min(batch_size, SPARSE_EVAL_BYTES // row_bytes))

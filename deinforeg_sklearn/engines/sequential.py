@@ -39,6 +39,9 @@ class SequentialEngine(Engine):
             h, yb, mask = prepare_batch(X, y, index, self.device, mask_fn, augment)
             start = time.perf_counter()
             step_units(self.trainers, units, h, yb, mask, epoch, stats)
+            # let this batch go before the next is made: for wide rows (a TF-IDF batch
+            # densified is 32 MiB) two batches alive at once would double that memory
+            h = yb = mask = None
             self.busy_seconds[0] += time.perf_counter() - start
             if self.on_batch is not None:
                 self.on_batch()

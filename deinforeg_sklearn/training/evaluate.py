@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deinforeg_sklearn.data.eval_batches import rows_per_pass
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
-from deinforeg_sklearn.data.sparse import rows_per_pass
 from deinforeg_sklearn.training.protocols import UnitNetwork
 
 

@@ -100,14 +100,24 @@ class _BestEpoch:
         self.score = -np.inf
         self.stale = 0
 
+    def improves(self, scores: np.ndarray | None) -> bool:
+        """Whether these scores would become the new best epoch."""
+        if not self.config.early_stopping or scores is None:
+            return False
+        score = scores.max() if self.config.follow == "best" else scores[-1]
+        return bool(score > self.score + self.config.tol)
+
     def update(self, network: UnitNetwork, n_history: int, scores: np.ndarray | None) -> bool:
         """Take this epoch's scores; True when training should stop."""
         if not self.config.early_stopping or scores is None:
             return False
-        score = scores.max() if self.config.follow == "best" else scores[-1]
-        if score > self.score + self.config.tol:
-            snapshot = Snapshot.take(network, n_history, scores)
-            self.snapshot, self.score, self.stale = snapshot, score, 0
+        if self.improves(scores):
+            # the old best goes first, so that at most one best copy is ever held; a Ctrl-C
+            # while the new one is taken keeps the network, which is that new best
+            self.snapshot = None
+            self.snapshot = Snapshot.take(network, n_history, scores)
+            self.score = scores.max() if self.config.follow == "best" else scores[-1]
+            self.stale = 0
         else:
             self.stale += 1
         return self.stale >= self.config.n_iter_no_change
@@ -162,14 +172,28 @@ class FitLoop:
                 self.resume.best,
             )
             stopped, scores = self.resume.stopped, self.resume.scores
+        keeps = self.config.keep_last_epoch and not engine.quiet
+        # True from the end of an epoch until the next one starts: the network then holds that
+        # completed epoch, unchanged, so a Ctrl-C in between keeps it as it is. This is what
+        # lets a snapshot be dropped before its successor is taken: one copy of the network
+        # at a time, never two (a copy is the parameters and the optimiser's state, 3x the
+        # parameters under Adam).
+        settled = ranked = False
         try:
             for _ in range(0 if stopped else plan.epochs):
+                settled = False
                 record, scores = self._epoch(network, engine, plan, history, reporter)
                 history.append(record)
+                settled, ranked = True, False
                 reporter.end(record)
-                if self.config.keep_last_epoch and not engine.quiet:
-                    last_good = Snapshot.take(network, len(history), scores)
+                improved = best.improves(scores)
                 stop = best.update(network, len(history), scores)
+                ranked = True
+                if keeps:
+                    # a new best is this epoch's copy already: share it (snapshots are
+                    # never written to) rather than hold a second copy
+                    last_good = None
+                    last_good = best.snapshot if improved else Snapshot.take(network, len(history), scores)
                 if self.saver is not None and engine.writes_checkpoints:
                     self.saver(_progress(network, history, plan, best, scores, stop, engine))
                 if stop:
@@ -178,6 +202,11 @@ class FitLoop:
         except KeyboardInterrupt:
             reporter.close()
             engine.interrupt()
+            if keeps and settled:
+                # an epoch that early stopping had no time to rank, and that would be the new
+                # best, is the best: it is the network
+                fresh_best = not ranked and best.improves(scores)
+                return self._keep_settled(network, history, scores, None if fresh_best else best.snapshot)
             if last_good is None:
                 raise
             return self._after_interrupt(network, history, last_good, best.snapshot)
@@ -186,6 +215,17 @@ class FitLoop:
             return LoopResult(scores)
         best.snapshot.restore(network)
         return LoopResult(best.snapshot.scores, still_improving=not stopped)
+
+    @staticmethod
+    def _keep_settled(
+        network: UnitNetwork, history: list[dict], scores: np.ndarray | None, best: Snapshot | None
+    ) -> LoopResult:
+        """Ctrl-C between epochs: the network holds the last completed one (or go to the best)."""
+        kept = history[-1]["epoch"]
+        if best is None:
+            return LoopResult(scores, interrupted_after=kept)
+        best.restore(network)
+        return LoopResult(best.scores, interrupted_after=kept)
 
     @staticmethod
     def _after_interrupt(

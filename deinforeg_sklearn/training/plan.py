@@ -15,6 +15,7 @@ import torch
 
 from deinforeg_sklearn.data.batches import epoch_batches
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource, token_mask
+from deinforeg_sklearn.data.subset import RowSubset
 
 #: Augmentation of a training batch (N, C, H, W), or None.
 Augment = Callable[[torch.Tensor], torch.Tensor] | None
@@ -78,11 +79,12 @@ class FitPlan:
         """Whether every epoch ends with a validation pass."""
         return self.val_idx is not None or self.X_val is not None
 
-    def validation(self) -> tuple[RowSource, np.ndarray, np.ndarray | None]:
+    def validation(self) -> tuple[RowSource | RowSubset, np.ndarray, np.ndarray | None]:
         """The validation rows, their class indices and their weights (None: equal)."""
         if self.X_val is not None:
             return self.X_val, self.y_val.numpy(), None
-        return self.X.take(self.val_idx), self.y[self.val_idx].numpy(), self.val_weight
+        # read in place, batch by batch: no copy of the split's rows (data/subset.py)
+        return RowSubset(self.X, self.val_idx), self.y[self.val_idx].numpy(), self.val_weight
 
     def epoch_batches(self) -> list[np.ndarray]:
         """Row indices of each batch of the next epoch (draws from ``rng``: every rank alike)."""

@@ -6,6 +6,13 @@ through Python's copy protocol, and made 15 % of the demo's DeInfoReg fit (4 x D
 50 epochs: 4.3 s, 3.6 s with plain clones). Cloning the tensors directly costs the copies and
 little else. A snapshot is always a new copy, never written over an older one: a Ctrl-C in the
 middle of writing over the last good epoch would leave nothing good to go back to.
+
+Its memory counts too: a copy is the parameters and the optimiser's state (3x the parameters
+under Adam). The fit loop drops the last copy before it takes the next, and shares one copy
+between "last epoch" and "best epoch" when they are the same epoch, so a fit holds one copy
+where it used to hold two at each epoch's end (measured on a 65,536-column TF-IDF fit: 96 MiB
+less at the peak). That is safe because a copy is only ever taken between epochs, when the
+network itself holds the state being copied (see ``FitLoop.run``).
 """
 
 from __future__ import annotations
