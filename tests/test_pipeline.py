@@ -266,6 +266,15 @@ def test_two_process_torchrun_job(tmp_path, one_thread):
     expected = DeInfoRegClassifier(**PARAMS).fit(X, y).predict_proba(X)
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
+    # the callbacks ran on rank 0 alone, once per hook and epoch
+    assert (tmp_path / "hooks-rank0.txt").read_text().split("\n") == [
+        "begin",
+        "epoch 1",
+        "epoch 2",
+        "end",
+        "",
+    ]
+    assert not (tmp_path / "hooks-rank1.txt").exists()
     # rank 0's checkpoint holds the whole trained network (every stage synced to it)
     from deinforeg_sklearn.persistence import network_from_bytes
     from deinforeg_sklearn.training.checkpoint import CHECKPOINT_FILE

@@ -2,7 +2,8 @@
 
 Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/torchrun_job.py OUT_DIR
 Every rank fits on the same data and saves its predict_proba to OUT_DIR/rank<R>.npy; the fit
-keeps a checkpoint in OUT_DIR/checkpoint (written by rank 0 alone).
+keeps a checkpoint in OUT_DIR/checkpoint (written by rank 0 alone), and a callback writes each
+hook it runs to OUT_DIR/hooks-rank<R>.txt (rank 0 alone runs them).
 """
 
 import os
@@ -13,6 +14,27 @@ import torch
 
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Dense
+from deinforeg_sklearn.callbacks import Callback
+
+
+class HookFile(Callback):
+    """Appends the name of each hook it runs (and the epoch) to a file of this rank."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def _write(self, line):
+        with open(os.path.join(self.out_dir, f"hooks-rank{os.environ['RANK']}.txt"), "a") as handle:
+            handle.write(line + "\n")
+
+    def on_fit_begin(self, estimator):
+        self._write("begin")
+
+    def on_epoch_end(self, estimator, record):
+        self._write(f"epoch {record['epoch']}")
+
+    def on_fit_end(self, estimator):
+        self._write("end")
 
 
 def data():
@@ -30,6 +52,7 @@ if __name__ == "__main__":
         devices=["cpu", "cpu"],
         engine="processes",
         checkpoint=os.path.join(sys.argv[1], "checkpoint"),
+        callbacks=[HookFile(sys.argv[1])],
         **PARAMS,
     ).fit(X, y)
     np.save(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.npy"), est.predict_proba(X))

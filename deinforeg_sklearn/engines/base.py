@@ -152,6 +152,15 @@ class Engine:
         """
         return score()
 
+    def decide(self, decision: Callable[[], bool]) -> bool:
+        """A decision taken once, by the process that leads the fit, that every rank follows.
+
+        In one process that is a plain call. The process engine calls ``decision`` on rank 0
+        alone and hands its answer to the other ranks (a callback's request to stop: the
+        callbacks run on rank 0 only, and every rank must leave the epoch loop together).
+        """
+        return bool(decision())
+
     def interrupt(self) -> None:
         """The caller was interrupted (Ctrl-C) between epochs' work: stop any helper ranks now.
 

@@ -312,6 +312,12 @@ class ProcessEngine(Engine):
         dist.broadcast_object_list(scores, src=0)
         return scores[0]
 
+    def decide(self, decision: Callable[[], bool]) -> bool:
+        """Rank 0 decides; every rank receives its answer."""
+        answer = [bool(decision()) if self.rank == 0 else None]
+        dist.broadcast_object_list(answer, src=0)
+        return bool(answer[0])
+
     def interrupt(self) -> None:
         """Stop spawned stage processes at once (a launcher's ranks stop with their launcher)."""
         if self._ranks is not None:  # spawned_group's ranks; torchrun's stop with torchrun

@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
+from deinforeg_sklearn.callbacks.base import call_hook, check_callbacks
 from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.dataset import DatasetInput
 from deinforeg_sklearn.data.sparse import sparse_refusal
@@ -79,6 +80,7 @@ class FitConfig:
     specs: list[BlockSpec]
     engine: EngineRequest
     projector: tuple[int, ...] | str | None  # "auto" is resolved per block once they are built
+    callbacks: list  # checked to have hooks; called in the lead process only
 
 
 class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin, BaseEstimator):
@@ -110,6 +112,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "warm_start": ["boolean"],
         "record_gradients": ["boolean"],
         "keep_last_epoch": ["boolean"],
+        "callbacks": "no_validation",  # check_callbacks: a message that says how to fix it
         "backward": [StrOptions({"per_block", "per_stage"})],
         "precision": [StrOptions({"32", "bf16", "16"})],
         "compile": ["boolean"],
@@ -265,7 +268,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 "early_stopping=True needs validation data: set validation_fraction > 0 (e.g. 0.1), "
                 "or pass X_val and y_val to fit."
             )
-        return FitConfig(specs, engine, projector)
+        return FitConfig(specs, engine, projector, check_callbacks(getattr(self, "callbacks", None)))
 
     def _fit(
         self, X, y, classes, incremental: bool, partial: bool, sample_weight=None, validation=(None, None)
@@ -291,7 +294,10 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         checkpointer = None if partial else checkpointer_for(self, X, y, classes_, start_epoch, weights)
         # one fit at a time per checkpoint folder, from before the load to the last write
         lock = checkpointer is not None and writes_checkpoints(config.engine)
+        # the process that reports the fit runs the callbacks (rank 0 under torchrun)
+        callbacks = config.callbacks if writes_checkpoints(config.engine) else []
         with checkpointer.locked() if lock else contextlib.nullcontext():
+            call_hook(callbacks, "on_fit_begin", self)  # before any seeding: draws change nothing
             progress, seed = checkpointer.load() if checkpointer is not None else (None, None)
             if seed is None:
                 seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -320,7 +326,14 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 saver = None
                 if checkpointer is not None:
                     saver = EpochSaver(checkpointer, seed, bool(cuda), {"projectors": projectors})
-                loop = FitLoop(self._loop_config(mode, saver is not None), saver, progress)
+                observer = None
+                if config.callbacks:  # every rank of a pipeline asks rank 0 whether to stop
+
+                    def observer(record: dict) -> bool:
+                        return any([bool(r) for r in call_hook(callbacks, "on_epoch_end", self, record)])
+
+                loop_config = self._loop_config(mode, saver is not None, bool(config.callbacks))
+                loop = FitLoop(loop_config, saver, progress, observer)
                 with start_engine(config.engine, network, plan, history, loop) as engine:
                     result = loop.run(network, engine, plan, history)
                     stage_sizes, stage_devices = engine.stage_sizes, list(engine.devices)
@@ -338,6 +351,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         if hasattr(self, "projector"):  # AL has no projector
             self.projector_ = projectors
         self._tokens, self._input_scale = tokens, self.input_scale
+        call_hook(callbacks, "on_fit_end", self)  # fitted: history_ holds every epoch
 
     def _value_range(self, X: np.ndarray) -> tuple[float, float]:
         """The smallest and largest input value the blocks see ("strong" jitters within it)."""
@@ -403,7 +417,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             trainer.precision, trainer.compile = self.precision, self.compile
         return network
 
-    def _loop_config(self, mode: str, checkpoint: bool = False) -> LoopConfig:
+    def _loop_config(self, mode: str, checkpoint: bool = False, callbacks: bool = False) -> LoopConfig:
         return LoopConfig(
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
@@ -413,6 +427,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             keep_last_epoch=self.keep_last_epoch,
             verbose=self.verbose,
             checkpoint=checkpoint,
+            callbacks=callbacks,
         )
 
     def _warn_about(self, result: LoopResult) -> None:

@@ -35,6 +35,9 @@ RESUMABLE_CHANGES = frozenset(
         "keep_last_epoch",
         "warm_start",
         "num_workers",
+        # loggers and hooks: new objects on every run (their repr holds an address), and a
+        # resumed fit may well log elsewhere
+        "callbacks",
     }
 )
 

@@ -43,6 +43,16 @@ SHARED_PARAMETERS: dict[str, str] = {
         not by weighting the loss (the local loss and BatchNorm are batch statistics); see
         ``fit`` and docs/large-data.md.
 """,
+    "callbacks": """\
+    callbacks : list or None, default=None
+        Objects whose hooks the fit calls: ``on_fit_begin(estimator)``,
+        ``on_epoch_end(estimator, record)`` (``record``: the epoch's ``history_`` entry; a
+        True return stops the fit after that epoch) and ``on_fit_end(estimator)``; any
+        subset of them (see ``deinforeg_sklearn.callbacks.Callback``, and the loggers
+        there). Under the process engine and torchrun they run once, in the process of rank
+        0. A hook that raises ends the fit with that error, and the estimator keeps its
+        state of before the fit. See docs/user-guide/callbacks.md.
+""",
     "keep_last_epoch": """\
     keep_last_epoch : bool, default=True
         Keep a copy of the network (weights, buffers, optimiser state) after every epoch so

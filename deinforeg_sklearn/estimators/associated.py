@@ -62,6 +62,7 @@ class ALClassifier(BaseDecoupledClassifier):
     verbose : int, default=0
     warm_start : bool, default=False
     record_gradients : bool, default=False
+    <<callbacks>>
     <<keep_last_epoch>>
     <<backward>>
     <<schedule>>
@@ -106,6 +107,7 @@ class ALClassifier(BaseDecoupledClassifier):
         devices=None,
         random_state=None,
         verbose: int = 0,
+        callbacks=None,
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
@@ -136,6 +138,7 @@ class ALClassifier(BaseDecoupledClassifier):
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch

@@ -47,6 +47,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
     verbose : int, default=0
     warm_start : bool, default=False
     record_gradients : bool, default=False
+    <<callbacks>>
     <<keep_last_epoch>>
     <<schedule>>
     <<precision_and_compile>>
@@ -84,6 +85,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         devices=None,
         random_state=None,
         verbose: int = 0,
+        callbacks=None,
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
@@ -112,6 +114,7 @@ class BackpropClassifier(BaseDecoupledClassifier):
         self.devices = devices
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch

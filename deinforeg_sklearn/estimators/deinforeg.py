@@ -126,6 +126,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
     record_gradients : bool, default=False
         Record, per epoch, the mean absolute gradient of each block's encoder parameters
         (``history_[e]["encoder_gradients"]``, the quantity of the paper's Figure 3).
+    <<callbacks>>
     <<keep_last_epoch>>
     <<backward>>
     <<schedule>>
@@ -214,6 +215,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         engine: str = "auto",
         random_state=None,
         verbose: int = 0,
+        callbacks=None,
         warm_start: bool = False,
         record_gradients: bool = False,
         keep_last_epoch: bool = True,
@@ -250,6 +252,7 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.engine = engine
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.record_gradients = record_gradients
         self.keep_last_epoch = keep_last_epoch

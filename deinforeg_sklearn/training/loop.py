@@ -14,7 +14,9 @@ scores every rank sees alike, so all ranks of a pipeline take the same decisions
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -60,6 +62,9 @@ class LoopConfig:
     checkpoint : bool
         A checkpoint is written after every epoch: every rank syncs its stage's state to rank
         0 after each epoch (a decision all ranks must share, so it lives here).
+    callbacks : bool
+        The fit has an epoch observer (the estimator's callbacks): after every epoch all ranks
+        take its stop decision from rank 0, which alone runs it.
     """
 
     early_stopping: bool = False
@@ -70,6 +75,7 @@ class LoopConfig:
     keep_last_epoch: bool = True
     verbose: int = 0
     checkpoint: bool = False
+    callbacks: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,12 +141,27 @@ class FitLoop:
         A checkpoint's state to continue from: early stopping's counters and best epoch, and
         the last scores. The network, history and generators are already restored by the
         caller, and ``plan.epochs`` counts only the epochs left.
+    observer : callable or None
+        Called with each epoch's record, in the process that leads the fit only (never in a
+        spawned rank: a pickled loop drops it); a True return stops the fit after that epoch.
+        Set ``config.callbacks`` with it, so that every rank asks for its decision.
     """
 
     def __init__(
-        self, config: LoopConfig, saver: EpochSaver | None = None, resume: Progress | None = None
+        self,
+        config: LoopConfig,
+        saver: EpochSaver | None = None,
+        resume: Progress | None = None,
+        observer: Callable[[dict], bool] | None = None,
     ) -> None:
-        self.config, self.saver, self.resume = config, saver, resume
+        self.config, self.saver, self.resume, self.observer = config, saver, resume, observer
+
+    def __getstate__(self) -> dict:
+        # spawned ranks get the loop without the observer: callbacks are the user's objects,
+        # run by the caller's process alone
+        state = self.__dict__.copy()
+        state["observer"] = None
+        return state
 
     def __call__(
         self, network: UnitNetwork, engine: Engine, plan: FitPlan, history: list[dict]
@@ -194,6 +215,8 @@ class FitLoop:
                     # never written to) rather than hold a second copy
                     last_good = None
                     last_good = best.snapshot if improved else Snapshot.take(network, len(history), scores)
+                if self.config.callbacks:
+                    stop = engine.decide(functools.partial(self._observe, record, engine)) or stop
                 if self.saver is not None and engine.writes_checkpoints:
                     self.saver(_progress(network, history, plan, best, scores, stop, engine))
                 if stop:
@@ -215,6 +238,12 @@ class FitLoop:
             return LoopResult(scores)
         best.snapshot.restore(network)
         return LoopResult(best.snapshot.scores, still_improving=not stopped)
+
+    def _observe(self, record: dict, engine: Engine) -> bool:
+        # under torchrun every rank has the observer; the one that writes checkpoints leads
+        if self.observer is None or not engine.writes_checkpoints:
+            return False
+        return bool(self.observer(record))
 
     @staticmethod
     def _keep_settled(
@@ -268,6 +297,7 @@ class FitLoop:
             "epoch": len(history) + 1,
             "time": elapsed,
             "stage_busy": [(b - a) / elapsed for a, b in zip(busy_before, engine.busy_seconds, strict=True)],
+            "learning_rate": network.trainers[0].last_rate(),
             "validation_scores": None if scores is None else [float(v) for v in scores],
             "blocks": _unit_rows(stats, network.head_units, scores),
         }

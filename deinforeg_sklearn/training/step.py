@@ -119,6 +119,10 @@ class StepTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
 
+    def last_rate(self) -> float:
+        """The schedule's learning rate of the last step taken (of the next, before any)."""
+        return float(cosine_lr(max(self.steps_done - 1, 0), self.total_steps, self.lr, self.final_lr))
+
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss`` as its backward must see it: scaled up under float16, else as it is."""
         if self.precision != "16":
