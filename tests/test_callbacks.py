@@ -168,3 +168,43 @@ def test_the_base_class_hooks_do_nothing(small_data):
     X, y = small_data
     est = DeInfoRegClassifier(**FAST, callbacks=[Callback()]).fit(X, y)
     assert est.n_iter_ == 4
+
+
+def _scalars(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_logger_writes_scalars_that_tensorboard_reads_back(small_data, tmp_path):
+    pytest.importorskip(
+        "tensorboard",
+        reason='TensorBoardLogger needs the extra: pip install "deinforeg-sklearn[tensorboard]"',
+    )
+    import threading
+
+    from deinforeg_sklearn.callbacks import TensorBoardLogger
+
+    X, y = small_data
+    threads = threading.active_count()
+    logger = TensorBoardLogger(tmp_path / "tb")
+    est = DeInfoRegClassifier(**FAST, warm_start=True, callbacks=[logger]).fit(X, y)
+    scalars = _scalars(tmp_path / "tb")
+    assert {"block1/loss", "block2/train_accuracy", "validation_score/2", "learning_rate", "time"} <= set(
+        scalars
+    )
+    assert [step for step, _ in scalars["block2/loss"]] == [1, 2, 3, 4]
+    expected = [r["blocks"][1]["loss"] for r in est.history_]
+    np.testing.assert_allclose([v for _, v in scalars["block2/loss"]], expected, rtol=1e-6)
+    # the writer is closed after the fit: the logger clones and pickles, no writer thread is left
+    assert getattr(logger, "_writer", None) is None and threading.active_count() == threads
+    clone(est)
+    pickle.loads(pickle.dumps(est))
+    # a fit that fails still closes the writer; the epochs before the failure were written
+    est.set_params(callbacks=[logger, Recorder(fail_at=6)], max_iter=3)
+    with pytest.raises(RuntimeError, match="callback failed at epoch 6"):
+        est.fit(X, y)
+    assert getattr(logger, "_writer", None) is None and threading.active_count() == threads
+    assert [step for step, _ in _scalars(tmp_path / "tb")["block1/loss"]] == [1, 2, 3, 4, 5, 6]

@@ -37,6 +37,10 @@ class Callback:
         After a fit that completed (or was stopped), once the fitted attributes are set:
         ``estimator.history_`` holds every epoch. Not called after an error or Ctrl-C.
 
+    close()
+        Optional: called when the fit ends, however it ends (after ``on_fit_end``, or after
+        an error or Ctrl-C), to release a writer or connection opened in ``on_fit_begin``.
+
     A hook that raises ends the fit with that error; the estimator keeps its state of before
     the fit (the fit is transactional).
     """
@@ -85,3 +89,13 @@ def call_hook(callbacks: Sequence[Any], hook: str, *args: Any) -> list[Any]:
         if callable(method):
             results.append(method(*args))
     return results
+
+
+def close_callbacks(callbacks: object) -> None:
+    """Call ``close()`` on each callback that has one (the end of every fit, however it ends)."""
+    if not isinstance(callbacks, (list, tuple)):
+        return
+    for callback in callbacks:
+        close = getattr(callback, "close", None)
+        if callable(close):
+            close()

@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
 from deinforeg_sklearn.blocks.stack import EncoderStack, build_encoders
-from deinforeg_sklearn.callbacks.base import call_hook, check_callbacks
+from deinforeg_sklearn.callbacks.base import call_hook, check_callbacks, close_callbacks
 from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.dataset import DatasetInput
 from deinforeg_sklearn.data.sparse import sparse_refusal
@@ -250,6 +250,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
+        finally:
+            close_callbacks(getattr(self, "callbacks", None))  # loggers' writers, whatever the outcome
         return self
 
     def _check_config(self, external_validation: bool = False) -> FitConfig:
