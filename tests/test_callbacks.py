@@ -208,3 +208,38 @@ def test_tensorboard_logger_writes_scalars_that_tensorboard_reads_back(small_dat
         est.fit(X, y)
     assert getattr(logger, "_writer", None) is None and threading.active_count() == threads
     assert [step for step, _ in _scalars(tmp_path / "tb")["block1/loss"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_mlflow_logger_logs_params_once_and_metrics_per_epoch(small_data, tmp_path):
+    extra = 'MLflowLogger needs the extra: pip install "deinforeg-sklearn[mlflow]"'
+    pytest.importorskip("mlflow", reason=extra)
+    store = "this test's local MLflow store is sqlite: it needs sqlalchemy and alembic"
+    pytest.importorskip("sqlalchemy", reason=store)
+    pytest.importorskip("alembic", reason=store)
+    from mlflow.tracking import MlflowClient
+
+    from deinforeg_sklearn.callbacks import MLflowLogger
+
+    X, y = small_data
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = MLflowLogger(tracking_uri=uri, experiment_name="tests")
+    est = DeInfoRegClassifier(**FAST, callbacks=[logger]).fit(X, y)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(logger.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_iter"] == "4" and run.data.params["alpha"] == "1.0"
+    history = client.get_metric_history(logger.run_id, "block2/loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    np.testing.assert_allclose([m.value for m in history], [r["blocks"][1]["loss"] for r in est.history_])
+    rates = [m.value for m in client.get_metric_history(logger.run_id, "learning_rate")]
+    np.testing.assert_allclose(rates, [r["learning_rate"] for r in est.history_])
+    assert getattr(logger, "_client", None) is None
+    clone(est)
+    pickle.loads(pickle.dumps(est))
+    # a failed fit ends its run as FAILED, with the epochs it finished
+    est.set_params(callbacks=[logger, Recorder(fail_at=2)])
+    with pytest.raises(RuntimeError, match="callback failed at epoch 2"):
+        est.fit(X, y)
+    failed = client.get_run(logger.run_id)
+    assert failed.info.status == "FAILED" and failed.info.run_id != run.info.run_id
+    assert [m.step for m in client.get_metric_history(logger.run_id, "block1/loss")] == [1, 2]

@@ -9,7 +9,16 @@ writers there).
 
 from deinforeg_sklearn.callbacks.base import HOOKS, Callback, check_callbacks
 from deinforeg_sklearn.callbacks.csv_logger import CSVLogger
+from deinforeg_sklearn.callbacks.mlflow_logger import MLflowLogger
 from deinforeg_sklearn.callbacks.records import flat_record
 from deinforeg_sklearn.callbacks.tensorboard_logger import TensorBoardLogger
 
-__all__ = ["HOOKS", "CSVLogger", "Callback", "TensorBoardLogger", "check_callbacks", "flat_record"]
+__all__ = [
+    "HOOKS",
+    "CSVLogger",
+    "Callback",
+    "MLflowLogger",
+    "TensorBoardLogger",
+    "check_callbacks",
+    "flat_record",
+]
