@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import TransformerTags, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from deinforeg_sklearn.blocks import BlockSpec, Dense, resolve_blocks
@@ -166,6 +166,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True  # densified batch by batch for a flat first block (data/sparse.py)
+        # transform gives the inference block's features, always float32 (the blocks' dtype)
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
         return tags
 
     # ----------------------------------------------------------------- public API

@@ -101,6 +101,10 @@ class AssociatedNetwork(nn.Module):
     def n_heads(self) -> int:
         return 1
 
+    def classifier_of(self, head: int) -> nn.Module:
+        """The last block's bridge: AL's one head maps its features to the label side there."""
+        return self.blocks[-1].bridge
+
     def head_logits(
         self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
     ) -> list[torch.Tensor]:

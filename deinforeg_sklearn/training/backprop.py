@@ -62,6 +62,10 @@ class BackpropNetwork(nn.Module):
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
         return logits, loss, StepStats({"cross_entropy": loss.detach(), "loss": loss.detach()}, correct)
 
+    def classifier_of(self, head: int) -> nn.Module:
+        """The one classifier (head 0), on the projector of the last block's features."""
+        return self.classifier
+
     def head_logits(
         self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
     ) -> list[torch.Tensor]:

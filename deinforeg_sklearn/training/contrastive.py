@@ -111,6 +111,10 @@ class SCPLNetwork(nn.Module):
     def n_heads(self) -> int:
         return 1
 
+    def classifier_of(self, head: int) -> nn.Module:
+        """The head's classifier (SCPL has one head, after the last block)."""
+        return self.head.classifier
+
     def head_logits(
         self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
     ) -> list[torch.Tensor]:

@@ -95,6 +95,10 @@ class DecoupledNetwork(nn.Module):
     def n_heads(self) -> int:
         return len(self.blocks)
 
+    def classifier_of(self, head: int) -> nn.Module:
+        """The classifier of head ``head``: what it reads are that block's features."""
+        return self.blocks[head].classifier
+
     def head_logits(
         self, x: torch.Tensor, mask: torch.Tensor | None, last: int | None = None
     ) -> list[torch.Tensor]:
