@@ -47,6 +47,7 @@ from deinforeg_sklearn.estimators._inputs import (
 from deinforeg_sklearn.estimators._persistence import PersistenceMixin
 from deinforeg_sklearn.estimators._plan import make_plan
 from deinforeg_sklearn.estimators._prediction import PredictionMixin
+from deinforeg_sklearn.optim.schedules import check_schedule, needs_validation
 from deinforeg_sklearn.training.checkpoint import EpochSaver, restore_random_states
 from deinforeg_sklearn.training.collapse import CHECK_ROWS, collapse_message, collapsed_heads
 from deinforeg_sklearn.training.loop import FitLoop, LoopConfig, LoopResult
@@ -92,6 +93,8 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         "optimizer": [StrOptions({"adam", "sgd", "lars"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "final_learning_rate": [Interval(Real, 0, None, closed="left"), None],
+        "lr_schedule": "no_validation",  # check_schedule: a message that lists the choices
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         # 2 at least: the local loss's variance and BatchNorm in training need two samples
         "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
@@ -272,6 +275,18 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
                 "early_stopping=True needs validation data: set validation_fraction > 0 (e.g. 0.1), "
                 "or pass X_val and y_val to fit."
             )
+        schedule = check_schedule(getattr(self, "lr_schedule", "cosine"))
+        if needs_validation(schedule) and not validation:
+            raise ValueError(
+                f"lr_schedule={schedule!r} reduces the rate when the validation score stops "
+                "improving: set validation_fraction > 0 (e.g. 0.1), or pass X_val and y_val to fit."
+            )
+        warmup = getattr(self, "warmup_epochs", 0)
+        if warmup >= self.max_iter:
+            raise ValueError(
+                f"warmup_epochs={warmup} leaves no epoch for the schedule after it: make it "
+                f"smaller than max_iter={self.max_iter}."
+            )
         return FitConfig(specs, engine, projector, check_callbacks(getattr(self, "callbacks", None)))
 
     def _fit(
@@ -397,25 +412,32 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin
         Every block draws its initial weights from its own stream (``blocks/streams.py``), so a
         block starts from the same weights whatever blocks follow it.
         """
-        make_trainer = TrainerFactory(
-            optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            final_learning_rate=self.final_learning_rate,
-            total_steps=self.max_iter * n_batches,
-            backward=self._backward_mode(),
-            precision=self.precision,
-            compile=self.compile,
-        )
+        make_trainer = self._trainer_factory(self.max_iter * n_batches, n_batches)
         stack = build_encoders(config.specs, shape, max_token, seed)
         projectors = resolve_projectors(config.projector, stack.encoders, stack.widths)
         return self._build_network(stack, n_classes, make_trainer, projectors), projectors
 
+    def _trainer_factory(self, total_steps: int, n_batches: int) -> TrainerFactory:
+        """How every unit's optimiser and learning-rate schedule are made, from the parameters."""
+        return TrainerFactory(
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            final_learning_rate=self.final_learning_rate,
+            total_steps=total_steps,
+            lr_schedule=getattr(self, "lr_schedule", "cosine"),
+            warmup_steps=getattr(self, "warmup_epochs", 0) * n_batches,
+            backward=self._backward_mode(),
+            precision=self.precision,
+            compile=self.compile,
+        )
+
     def _continued_network(self, plan: FitPlan, partial: bool) -> UnitNetwork:
         network = copy.deepcopy(self.network_)
-        if not partial:  # a new fit restarts the learning-rate schedule
+        if not partial:  # a new fit restarts the schedule, as the parameters now say
+            factory = self._trainer_factory(plan.epochs * plan.n_batches, plan.n_batches)
             for trainer in network.trainers:
-                trainer.reset_schedule(plan.epochs * plan.n_batches)
+                trainer.reset_schedule(plan.epochs * plan.n_batches, factory.schedule())
         for trainer in network.trainers:  # these settings may have changed since the last fit
             trainer.backward = self._backward_mode()
             trainer.precision, trainer.compile = self.precision, self.compile

@@ -42,6 +42,12 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
+#: Parameters added after checkpoints were first written, with their defaults: left out of the
+#: fingerprint while at that default, so that an unfinished fit written before they existed
+#: (which trained as the default does) still resumes.
+ADDED_LATER = {"lr_schedule": "cosine", "warmup_epochs": 0}
+
+
 def plain(value: object) -> object:
     """A parameter as a value that compares alike in another process.
 
@@ -85,7 +91,7 @@ def fingerprint(
     params = {
         name: plain(value)
         for name, value in sorted(estimator.get_params(deep=False).items())
-        if name not in RESUMABLE_CHANGES
+        if name not in RESUMABLE_CHANGES and not (name in ADDED_LATER and value == ADDED_LATER[name])
     }
     return {
         "estimator": type(estimator).__name__,

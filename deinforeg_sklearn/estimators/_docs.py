@@ -43,6 +43,21 @@ SHARED_PARAMETERS: dict[str, str] = {
         not by weighting the loss (the local loss and BatchNorm are batch statistics); see
         ``fit`` and docs/large-data.md.
 """,
+    "lr_schedule": """\
+    lr_schedule : {"cosine", "constant", "one_cycle", "plateau"} or schedule, default="cosine"
+        The learning rate of each step, the same for every block: "cosine" per step from
+        ``learning_rate`` to ``final_learning_rate`` (None: constant, as "constant");
+        "one_cycle" up to ``learning_rate`` and down (torch's ``OneCycleLR``); "plateau"
+        multiplies it by 0.1 after 10 epochs without a better validation score (torch's
+        ``ReduceLROnPlateau``; needs validation data). ``OneCycle(...)`` and
+        ``ReduceOnPlateau(...)`` from ``deinforeg_sklearn.schedules`` set the other
+        options. Each epoch's rate is in ``history_``. See docs/user-guide/lr-schedules.md.
+""",
+    "warmup_epochs": """\
+    warmup_epochs : int, default=0
+        Epochs of linear warm-up before ``lr_schedule`` starts: step ``s`` of the first
+        ``warmup_epochs * n_batches`` gets ``learning_rate * (s + 1) / n_warmup_steps``.
+""",
     "callbacks": """\
     callbacks : list or None, default=None
         Objects whose hooks the fit calls: ``on_fit_begin(estimator)``,

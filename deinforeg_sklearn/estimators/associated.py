@@ -42,6 +42,8 @@ class ALClassifier(BaseDecoupledClassifier):
     final_learning_rate : float, default=None
         Where the cosine schedule of ``learning_rate`` ends; the label side's rate follows in
         proportion (it stays ``label_learning_rate / learning_rate`` times the encoders').
+    <<lr_schedule>>
+    <<warmup_epochs>>
     weight_decay : float, default=0.0
     batch_size : int or "auto", default="auto"
     max_iter : int, default=50
@@ -91,6 +93,8 @@ class ALClassifier(BaseDecoupledClassifier):
         learning_rate: float = 1e-3,
         label_learning_rate: float = 1e-2,
         final_learning_rate: float | None = None,
+        lr_schedule="cosine",
+        warmup_epochs: int = 0,
         weight_decay: float = 0.0,
         batch_size: int | str = "auto",
         max_iter: int = 50,
@@ -122,6 +126,8 @@ class ALClassifier(BaseDecoupledClassifier):
         self.learning_rate = learning_rate
         self.label_learning_rate = label_learning_rate
         self.final_learning_rate = final_learning_rate
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_iter = max_iter

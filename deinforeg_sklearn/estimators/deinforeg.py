@@ -50,10 +50,12 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         One optimiser per block. "sgd" uses momentum 0.9; "lars" is the authors' vision choice.
     learning_rate : float, default=3e-3
     final_learning_rate : float, default=0.0
-        If given, the learning rate follows a cosine per step from ``learning_rate`` to this
-        over ``max_iter`` epochs; None keeps it constant. The defaults (3e-3 decaying to 0)
-        were chosen on validation data (docs/results/defaults.md); BackpropClassifier keeps a
-        constant 1e-3.
+        Under ``lr_schedule="cosine"``, the learning rate follows a cosine per step from
+        ``learning_rate`` to this over ``max_iter`` epochs; None keeps it constant. The
+        defaults (3e-3 decaying to 0) were chosen on validation data
+        (docs/results/defaults.md); BackpropClassifier keeps a constant 1e-3.
+    <<lr_schedule>>
+    <<warmup_epochs>>
     weight_decay : float, default=0.0
     batch_size : int or "auto", default="auto"
         "auto" is ``min(128, n_train)``; an int larger than the training data is clipped to it
@@ -194,6 +196,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         optimizer: str = "adam",
         learning_rate: float = 3e-3,
         final_learning_rate: float | None = 0.0,
+        lr_schedule="cosine",
+        warmup_epochs: int = 0,
         weight_decay: float = 0.0,
         batch_size: int | str = "auto",
         max_iter: int = 50,
@@ -231,6 +235,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.final_learning_rate = final_learning_rate
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_iter = max_iter

@@ -37,6 +37,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
     optimizer : {"adam", "sgd", "lars"}, default="adam"
     learning_rate : float, default=1e-3
     final_learning_rate : float, default=None
+    <<lr_schedule>>
+    <<warmup_epochs>>
     weight_decay : float, default=0.0
     batch_size : int or "auto", default="auto"
     max_iter : int, default=50
@@ -86,6 +88,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
         final_learning_rate: float | None = None,
+        lr_schedule="cosine",
+        warmup_epochs: int = 0,
         weight_decay: float = 0.0,
         batch_size: int | str = "auto",
         max_iter: int = 50,
@@ -117,6 +121,8 @@ class SCPLClassifier(BaseDecoupledClassifier):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.final_learning_rate = final_learning_rate
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_iter = max_iter

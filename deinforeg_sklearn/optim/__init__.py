@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
 
 from deinforeg_sklearn.optim.lars import LARS
+from deinforeg_sklearn.optim.schedules import RateSchedule, cosine_lr
 
-__all__ = ["LARS", "cosine_lr", "make_optimizer"]
+__all__ = ["LARS", "RateSchedule", "cosine_lr", "make_optimizer"]
 
 
 def make_optimizer(
@@ -38,14 +38,3 @@ def make_optimizer(
     if name == "lars":
         return LARS(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ValueError(f"Unknown optimizer {name!r}: use 'adam', 'sgd' or 'lars'.")
-
-
-def cosine_lr(step: int, total: int, start: float, final: float | None) -> float:
-    """Learning rate at ``step`` of ``total``: cosine from ``start`` to ``final``, then ``final``.
-
-    ``final=None`` keeps the rate constant.
-    """
-    if final is None or total <= 0:
-        return start
-    progress = min(step, total) / total
-    return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * progress))

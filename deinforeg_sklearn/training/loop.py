@@ -110,8 +110,7 @@ class _BestEpoch:
         """Whether these scores would become the new best epoch."""
         if not self.config.early_stopping or scores is None:
             return False
-        score = scores.max() if self.config.follow == "best" else scores[-1]
-        return bool(score > self.score + self.config.tol)
+        return bool(_followed_score(scores, self.config.follow) > self.score + self.config.tol)
 
     def update(self, network: UnitNetwork, n_history: int, scores: np.ndarray | None) -> bool:
         """Take this epoch's scores; True when training should stop."""
@@ -122,7 +121,7 @@ class _BestEpoch:
             # while the new one is taken keeps the network, which is that new best
             self.snapshot = None
             self.snapshot = Snapshot.take(network, n_history, scores)
-            self.score = scores.max() if self.config.follow == "best" else scores[-1]
+            self.score = _followed_score(scores, self.config.follow)
             self.stale = 0
         else:
             self.stale += 1
@@ -205,6 +204,11 @@ class FitLoop:
                 settled = False
                 record, scores = self._epoch(network, engine, plan, history, reporter)
                 history.append(record)
+                # the schedules' per-epoch step (reduce-on-plateau) before any copy is taken:
+                # a copy of this epoch holds the rate the next epoch starts with
+                followed = _followed_score(scores, self.config.follow)
+                for trainer in network.trainers:
+                    trainer.end_epoch(followed)
                 settled, ranked = True, False
                 reporter.end(record)
                 improved = best.improves(scores)
@@ -304,6 +308,13 @@ class FitLoop:
         if self.config.record_gradients:
             record["encoder_gradients"] = engine.epoch_gradients()
         return record, scores
+
+
+def _followed_score(scores: np.ndarray | None, follow: str) -> float | None:
+    """The validation score that early stopping and reduce-on-plateau follow."""
+    if scores is None:
+        return None
+    return float(scores.max() if follow == "best" else scores[-1])
 
 
 def _progress(

@@ -51,6 +51,7 @@ class Snapshot:
     steps: list[int]
     n_history: int
     scores: np.ndarray | None
+    schedules: list[tuple] | None = None  # reduce-on-plateau's counters (None: taken before them)
 
     @classmethod
     def take(cls, network: torch.nn.Module, n_history: int, scores: np.ndarray | None) -> Snapshot:
@@ -61,6 +62,7 @@ class Snapshot:
             steps=[t.steps_done for t in network.trainers],
             n_history=n_history,
             scores=None if scores is None else scores.copy(),
+            schedules=[t.schedule.state() for t in network.trainers],
         )
 
     def restore(self, network: torch.nn.Module) -> None:
@@ -70,3 +72,5 @@ class Snapshot:
             # later steps would write into this snapshot
             trainer.optimizer.load_state_dict(_clone(state))
             trainer.steps_done = steps
+        for trainer, schedule in zip(network.trainers, getattr(self, "schedules", None) or [], strict=False):
+            trainer.schedule.load_state(schedule)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from deinforeg_sklearn.optim import cosine_lr, make_optimizer
+from deinforeg_sklearn.optim import RateSchedule, make_optimizer
+from deinforeg_sklearn.optim.schedules import ScheduleSpec
 from deinforeg_sklearn.training.precision import CompiledCall, autocast, loss_scaler
 from deinforeg_sklearn.training.protocols import Activation, TrainableUnit
 from deinforeg_sklearn.training.stats import StepStats
@@ -36,10 +37,9 @@ class StepTrainer:
     ----------
     unit : TrainableUnit
     optimizer : torch.optim.Optimizer
-    lr, final_lr : float, float or None
-        Cosine schedule per step from ``lr`` to ``final_lr`` over ``total_steps``. A parameter
-        group with an ``lr_scale`` key follows the schedule times that scale.
-    total_steps : int
+    schedule : RateSchedule
+        The learning rate of each step (``optim/schedules.py``). A parameter group with an
+        ``lr_scale`` key follows the schedule times that scale.
     backward : {"per_block", "per_stage"}, default="per_block"
         Whether the unit's backward may be merged with the other units of its pipeline stage
         (:func:`step_jointly`).
@@ -54,18 +54,14 @@ class StepTrainer:
         self,
         unit: TrainableUnit,
         optimizer: torch.optim.Optimizer,
-        lr: float,
-        final_lr: float | None,
-        total_steps: int,
+        schedule: RateSchedule,
         backward: str = "per_block",
         precision: str = "32",
         compile: bool = False,
     ) -> None:
         self.unit = unit
         self.optimizer = optimizer
-        self.lr = lr
-        self.final_lr = final_lr
-        self.total_steps = total_steps
+        self.schedule = schedule
         self.steps_done = 0
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
@@ -82,6 +78,18 @@ class StepTrainer:
         state = self.__dict__.copy()
         state["_compiled"] = None
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "schedule" not in state:  # pickled before lr_schedule: always a cosine (or constant)
+            state["schedule"] = RateSchedule(
+                "cosine", state.pop("lr"), state.pop("final_lr"), state.pop("total_steps")
+            )
+        self.__dict__.update(state)
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the fit this trainer's schedule runs over."""
+        return self.schedule.total_steps
 
     def step(self, h: Activation, y: torch.Tensor, mask: torch.Tensor | None) -> tuple[Activation, StepStats]:
         """Train on one batch; return the unit's output (detached) and its stats."""
@@ -115,13 +123,17 @@ class StepTrainer:
 
     def set_rate(self) -> None:
         """Set the schedule's learning rate of the next step on every parameter group."""
-        rate = cosine_lr(self.steps_done, self.total_steps, self.lr, self.final_lr)
+        rate = self.schedule.rate(self.steps_done)
         for group in self.optimizer.param_groups:
             group["lr"] = rate * group.get("lr_scale", 1.0)
 
     def last_rate(self) -> float:
         """The schedule's learning rate of the last step taken (of the next, before any)."""
-        return float(cosine_lr(max(self.steps_done - 1, 0), self.total_steps, self.lr, self.final_lr))
+        return float(self.schedule.rate(max(self.steps_done - 1, 0)))
+
+    def end_epoch(self, score: float | None) -> None:
+        """After an epoch and its validation: the schedule's per-epoch step (reduce-on-plateau)."""
+        self.schedule.end_epoch(score, self.steps_done)
 
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss`` as its backward must see it: scaled up under float16, else as it is."""
@@ -185,9 +197,12 @@ class StepTrainer:
         self.grad_sum, self.grad_steps = None, 0
         return values
 
-    def reset_schedule(self, total_steps: int) -> None:
-        """Start a new cosine schedule of ``total_steps`` steps (a new ``fit``)."""
-        self.total_steps = total_steps
+    def reset_schedule(self, total_steps: int, schedule: RateSchedule | None = None) -> None:
+        """Start a new schedule of ``total_steps`` steps (a new ``fit``), or ``schedule``."""
+        if schedule is None:
+            self.schedule.restart(total_steps)
+        else:
+            self.schedule = schedule
         self.steps_done = 0
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
@@ -259,9 +274,21 @@ class TrainerFactory:
     weight_decay: float
     final_learning_rate: float | None
     total_steps: int
+    lr_schedule: ScheduleSpec = "cosine"
+    warmup_steps: int = 0
     backward: str = "per_block"
     precision: str = "32"
     compile: bool = False
+
+    def schedule(self, total_steps: int | None = None) -> RateSchedule:
+        """A fresh learning-rate schedule of ``total_steps`` (default: the factory's) steps."""
+        return RateSchedule(
+            self.lr_schedule,
+            self.learning_rate,
+            self.final_learning_rate,
+            self.total_steps if total_steps is None else total_steps,
+            self.warmup_steps,
+        )
 
     def __call__(self, unit: TrainableUnit) -> StepTrainer:
         optimizer = make_optimizer(
@@ -270,9 +297,7 @@ class TrainerFactory:
         return StepTrainer(
             unit,
             optimizer,
-            self.learning_rate,
-            self.final_learning_rate,
-            self.total_steps,
+            self.schedule(),
             self.backward,
             self.precision,
             self.compile,
