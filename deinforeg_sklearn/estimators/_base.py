@@ -38,6 +38,7 @@ from deinforeg_sklearn.engines.setup import EngineRequest, start_engine, writes_
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
 from deinforeg_sklearn.estimators._checkpoint import checkpointer_for
 from deinforeg_sklearn.estimators._checks import resolve_classes
+from deinforeg_sklearn.estimators._export import ExportMixin
 from deinforeg_sklearn.estimators._inputs import (
     input_sample_shape,
     training_input,
@@ -84,7 +85,7 @@ class FitConfig:
     callbacks: list  # checked to have hooks; called in the lead process only
 
 
-class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ClassifierMixin, BaseEstimator):
+class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, ClassifierMixin, BaseEstimator):
     """Base class; not for direct use."""
 
     _parameter_constraints: ClassVar[dict] = {

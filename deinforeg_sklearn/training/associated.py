@@ -121,8 +121,20 @@ class AssociatedNetwork(nn.Module):
         # s holds per-class scores in (0, 1); as logits, softmax(log s) = s / sum(s)
         return [torch.log(s.clamp_min(1e-12))]
 
+    def prepare_for_export(self) -> None:
+        """Hold the label side in float64 (a served copy: the exporters trace no functional call).
+
+        Its float64 parameters are exact copies of the float32 ones, so the chain computes what
+        :func:`_in_float64` computes; training never sees such a copy.
+        """
+        for block in self.blocks:
+            block.bridge.double()
+            block.inverse.double()
+
 
 def _in_float64(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` computed with float64 copies of its parameters (inference only)."""
+    if all(t.dtype == torch.float64 for t in module.parameters()):  # a served copy, already float64
+        return module(x.double())
     state = {name: t.double() if t.is_floating_point() else t for name, t in module.state_dict().items()}
     return torch.func.functional_call(module, state, (x.double(),))
