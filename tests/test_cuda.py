@@ -227,7 +227,9 @@ def test_dropout_draws_are_found_on_a_gpu_and_two_stages_there_run_as_processes(
     assert torch.equal(state, torch.cuda.get_rng_state(0))  # the fit's stream is untouched
     chosen = []
     real = setup.pipeline_engine
-    monkeypatch.setattr(setup, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads"))
+    monkeypatch.setattr(
+        setup, "pipeline_engine", lambda *a, **k: chosen.append(a[-1]) or real(*a[:-1], "threads", **k)
+    )
     fit(X, y, blocks=[Custom(dropout_block)] * 2, devices=["cuda:0", "cuda:0"], max_iter=1)
     assert chosen == ["processes"]
 

@@ -123,7 +123,7 @@ def test_auto_engine_follows_the_measured_step(images, monkeypatch):
     chosen = []
     real = module.pipeline_engine
     monkeypatch.setattr(
-        module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
+        module, "pipeline_engine", lambda *a, **k: chosen.append(a[-1]) or real(*a[:-1], "threads", **k)
     )
     monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (True, "threads"))  # keep the stages
     X, y = images
@@ -142,7 +142,7 @@ def test_auto_runs_dropout_stages_on_one_device_as_processes(dropout, images, mo
     monkeypatch.setattr(module, "default_engine", lambda *a: "threads")  # as for large steps
     monkeypatch.setattr(module, "cpu_pipeline_pays", lambda *a: (True, "threads"))  # keep the stages
     monkeypatch.setattr(
-        module, "pipeline_engine", lambda *a: chosen.append(a[-1]) or real(*a[:-1], "threads")
+        module, "pipeline_engine", lambda *a, **k: chosen.append(a[-1]) or real(*a[:-1], "threads", **k)
     )
     X, y = images
     blocks = [Custom(dropout_block) if dropout else Dense(8)] * 2

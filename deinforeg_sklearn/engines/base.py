@@ -76,6 +76,9 @@ class Engine:
         self.busy_seconds = [0.0] * len(stages)
         self.cpu_threads = cpu_threads
         self.on_batch: Callable[[], None] | None = None
+        # per stage: train its units as a wavefront (engines/wavefront.WavefrontRun) rather than
+        # one batch after the other; set by engines/setup.stage_schedules
+        self.wavefront = [False] * len(stages)
         self.in_process = True
         self.quiet = False
         self.started = False

@@ -44,6 +44,7 @@ from deinforeg_sklearn.engines.base import (
 from deinforeg_sklearn.engines.launch import SpawnedRanks, dist_timeout
 from deinforeg_sklearn.engines.placement import place_units
 from deinforeg_sklearn.engines.randomness import rank_seed
+from deinforeg_sklearn.engines.wavefront import WavefrontRun
 from deinforeg_sklearn.training.protocols import UnitNetwork
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 
@@ -226,21 +227,40 @@ class ProcessEngine(Engine):
         device = self.devices[rank]
         stats = EpochStats(len(self.trainers))
         in_flight: list[list[tuple[dist.Work, torch.Tensor]]] = []
-        for index in batches:
-            if rank == 0:
-                h, yb, mask = prepare_batch(X, y, index, device, mask_fn, augment)
-            else:
-                h, yb, mask = self._receive(len(index), device)
-            start = time.perf_counter()
-            h = step_units(self.trainers, self.stages[rank], h, yb, mask, epoch, stats)
-            self.busy_seconds[rank] += time.perf_counter() - start
+
+        def hand_on(done: tuple) -> None:
             if self.on_batch is not None:
                 self.on_batch()
             if rank < last:
                 if len(in_flight) >= self.depth:
                     for work, _ in in_flight.pop(0):
                         work.wait()
-                in_flight.append(self._send(h, yb, mask))
+                in_flight.append(self._send(*done))
+
+        # a wavefront stage sends batch t once its last unit has it; sends stay in batch order,
+        # so the next rank receives each batch with the size it expects
+        units = self.stages[rank]
+        run = WavefrontRun(self.trainers, units, stats, epoch) if self.wavefront[rank] else None
+        with run if run is not None else contextlib.nullcontext():
+            for index in batches:
+                if rank == 0:
+                    h, yb, mask = prepare_batch(X, y, index, device, mask_fn, augment)
+                else:
+                    h, yb, mask = self._receive(len(index), device)
+                start = time.perf_counter()
+                if run is None:
+                    done = (step_units(self.trainers, units, h, yb, mask, epoch, stats), yb, mask)
+                else:
+                    done = run.feed(h, yb, mask)
+                self.busy_seconds[rank] += time.perf_counter() - start
+                if done is not None:
+                    hand_on(done)
+            if run is not None:
+                start = time.perf_counter()
+                finished = run.drain()
+                self.busy_seconds[rank] += time.perf_counter() - start
+                for done in finished:
+                    hand_on(done)
         for sends in in_flight:
             for work, _ in sends:
                 work.wait()

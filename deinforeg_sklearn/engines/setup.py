@@ -72,7 +72,8 @@ class EngineRequest:
         ``devices="auto"``: ``devices`` are the stages that may be used; CPU stages are used
         only when a probe predicts that they beat one device (:func:`cpu_pipeline_pays`).
     schedule : {"auto", "sequential", "wavefront"}
-        How the units of one device train (:func:`one_device_engine`).
+        How the units of one device, or of each pipeline stage, train
+        (:func:`one_device_engine`, :func:`stage_schedules`).
     """
 
     devices: tuple[torch.device, ...]
@@ -99,19 +100,13 @@ class EngineRequest:
         Raises
         ------
         ValueError
-            More devices than units, a placement that does not fit, an unknown engine, or
-            ``schedule="wavefront"`` with several devices.
+            More devices than units, a placement that does not fit, or an unknown engine or
+            schedule.
         """
         if kind not in ENGINE_KINDS:
             raise ValueError(f"engine={kind!r}: use one of {', '.join(map(repr, ENGINE_KINDS))}.")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule={schedule!r}: use one of {', '.join(map(repr, SCHEDULES))}.")
-        if schedule == "wavefront" and not auto and len(devices) > 1:
-            raise ValueError(
-                f"schedule='wavefront' trains the blocks of one device, but devices names "
-                f"{len(devices)} stages, whose blocks step in turn: pass one device, or "
-                "schedule='auto'."
-            )
         if auto:
             if placement is not None:
                 raise ValueError(
@@ -169,6 +164,8 @@ def start_engine(
         stages = stage_units(counts)
         shared = shared_stream_devices(devices)
         shares_a_stream = bool(shared) and request.kind != "processes" and _draws_on(network, plan, shared[0])
+        # before placement: the probe for random draws moves the whole network to one device
+        wavefront = stage_schedules(network, stages, devices, plan, request.schedule)
         place_units(network.trainers, stages, devices)
         kind = request.kind
         if kind == "auto":
@@ -184,7 +181,7 @@ def start_engine(
                 UserWarning,
                 stacklevel=2,
             )
-        engine = pipeline_engine(network, stages, devices, plan, history, work, kind)
+        engine = pipeline_engine(network, stages, devices, plan, history, work, kind, wavefront=wavefront)
     engine.start()
     return engine
 
@@ -230,6 +227,47 @@ def one_device_engine(network: UnitNetwork, device: torch.device, plan: FitPlan,
             stacklevel=2,
         )
     return WavefrontEngine(trainers, device)
+
+
+def stage_schedules(
+    network: UnitNetwork,
+    stages: list[list[int]],
+    devices: list[torch.device],
+    plan: FitPlan,
+    schedule: str,
+) -> list[bool]:
+    """Per pipeline stage, whether it trains its units as a wavefront.
+
+    The rule of :func:`one_device_engine`, per stage: "auto" on a CPU stage that has
+    same-shaped blocks to stack, when no unit draws random numbers in training; "wavefront"
+    on every stage of two units or more (with the same warning about random draws);
+    "sequential" on none. A stage's wavefront hands on each batch once its last unit has it,
+    so the next stage sees the batches in order and the fit equals the sequential one
+    (``tests/test_wavefront.py``).
+    """
+    trainers = network.trainers
+    candidates = [
+        len(units) > 1
+        and schedule != "sequential"
+        and (
+            schedule == "wavefront"
+            or (device.type == "cpu" and bool(stack_groups([trainers[u] for u in units])))
+        )
+        for units, device in zip(stages, devices, strict=True)
+    ]
+    if not any(candidates):
+        return candidates
+    if _draws_on(network, plan, devices[0]):
+        if schedule == "auto":
+            return [False] * len(stages)
+        warnings.warn(
+            "schedule='wavefront' with blocks that draw random numbers in training (e.g. "
+            "dropout): they draw in another order than in the sequential loop, so the fit is "
+            "reproducible but differs from schedule='sequential'.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return candidates
 
 
 def _auto_cpu_stages(
@@ -337,27 +375,36 @@ def pipeline_engine(
     history: list[dict],
     work: Work,
     kind: str,
+    wavefront: Sequence[bool] | None = None,
 ) -> Engine:
     """The (unstarted) engine that trains ``network`` as a pipeline of ``stages`` on ``devices``.
 
     CPU stages share the thread budget: see :func:`~deinforeg_sklearn.engines.cpu_threads_per_stage`.
+    ``wavefront``: per stage, whether it trains its units as a wavefront (:func:`stage_schedules`).
     """
     cpu_threads = cpu_threads_per_stage(devices)
+    wavefront = list(wavefront) if wavefront is not None else [False] * len(stages)
     if kind == "threads":
-        return ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
+        engine: Engine = ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
+        engine.wavefront = wavefront
+        return engine
     if dist.is_initialized():
         launcher = None  # the caller's own process group: this process is one rank of it
     elif launched_by_torchrun():
         launcher = env_group
     else:
-        payload = dumps((work, network, helper_plan(plan), list(history), stages, devices, plan.mask_steps))
+        payload = dumps(
+            (work, network, helper_plan(plan), list(history), stages, devices, plan.mask_steps, wavefront)
+        )
         payloads = dict.fromkeys(range(1, len(stages)), payload)
         launcher = functools.partial(
             spawned_group, len(stages), payloads, run_stage_process, cpu_threads or 1
         )
-    return ProcessEngine(
+    engine = ProcessEngine(
         network, stages, devices, plan.mask_steps, launcher=launcher, cpu_threads=cpu_threads
     )
+    engine.wavefront = wavefront
+    return engine
 
 
 def helper_plan(plan: FitPlan) -> FitPlan:
@@ -374,8 +421,9 @@ def helper_plan(plan: FitPlan) -> FitPlan:
 
 def run_stage_process(rank: int, payload: tuple) -> None:
     """Body of a spawned rank: ``work`` on its own copy of the network, on its own stage."""
-    work, network, plan, history, stages, devices, mask_steps = payload
+    work, network, plan, history, stages, devices, mask_steps, wavefront = payload
     engine = ProcessEngine(network, stages, devices, mask_steps, quiet=True)
+    engine.wavefront = wavefront
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank 0 reports warnings to the user
         with engine:

@@ -26,6 +26,7 @@ import torch
 from deinforeg_sklearn.engines.base import Augment, Engine, MaskFn, RowSource, prepare_batch, step_units
 from deinforeg_sklearn.engines.randomness import cuda_stage_seeds
 from deinforeg_sklearn.engines.transfer import Handoff, receive, send
+from deinforeg_sklearn.engines.wavefront import WavefrontRun
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import StepTrainer
 
@@ -150,31 +151,56 @@ class ThreadEngine(Engine):
     def _run_stage(self, s, queues, abort, failures, stats, epoch, data) -> None:
         X, y, mask_fn, augment = data
         device, stream = self.devices[s], self.streams[s]
-        last = s == len(self.stages) - 1
         ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+        # a wavefront stage hands on batch t once its last unit has it, up to len(units) - 1
+        # ticks after it came in; the queues keep the order, so the next stage sees no change
+        run = WavefrontRun(self.trainers, self.stages[s], stats, epoch) if self.wavefront[s] else None
         try:
-            with ctx:
+            with ctx, run if run is not None else contextlib.nullcontext():
                 while True:
                     item = _get(queues[s], abort)
                     if item is None:
                         return
                     if item is _DONE:
-                        if not last:
-                            _put(queues[s + 1], _DONE, abort)
+                        self._finish_stage(s, run, queues, abort)
                         return
                     if s == 0:
                         h, yb, mask = prepare_batch(X, y, item, device, mask_fn, augment)
                     else:
                         h, yb, mask = receive(item, stream)
                     start = time.perf_counter()
-                    h = step_units(self.trainers, self.stages[s], h, yb, mask, epoch, stats)
+                    if run is None:
+                        done = (
+                            step_units(self.trainers, self.stages[s], h, yb, mask, epoch, stats),
+                            yb,
+                            mask,
+                        )
+                    else:
+                        done = run.feed(h, yb, mask)
                     self.busy_seconds[s] += time.perf_counter() - start
-                    if last and self.on_batch is not None:
-                        self.on_batch()
-                    if not last:
-                        handoff: Handoff = send((h, yb, mask), self.devices[s + 1])
-                        if not _put(queues[s + 1], handoff, abort):
-                            return
+                    if done is not None and not self._hand_on(s, done, queues, abort):
+                        return
         except BaseException as exc:  # reported to the caller, which re-raises it
             failures.append(exc)
             abort.set()
+
+    def _finish_stage(self, s, run: WavefrontRun | None, queues, abort) -> None:
+        """After the last batch: drain a wavefront stage, then tell the next stage."""
+        if run is not None:
+            start = time.perf_counter()
+            finished = run.drain()
+            self.busy_seconds[s] += time.perf_counter() - start
+            for done in finished:
+                if not self._hand_on(s, done, queues, abort):
+                    return
+        if s < len(self.stages) - 1:
+            _put(queues[s + 1], _DONE, abort)
+
+    def _hand_on(self, s: int, done: tuple, queues, abort) -> bool:
+        """A batch the stage has finished: to the next stage, or counted by the last one."""
+        if s == len(self.stages) - 1:
+            if self.on_batch is not None:
+                self.on_batch()
+            return True
+        handoff: Handoff = send(done, self.devices[s + 1])
+        return _put(queues[s + 1], handoff, abort)

@@ -29,8 +29,9 @@ engine's chooser (``engines/setup.py``) keeps them sequential.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,87 @@ class _Batch:
 _Pending = tuple[torch.Tensor, _Batch]
 
 
+class WavefrontRun:
+    """The ticks of one epoch over a contiguous run of units, fed one batch at a time.
+
+    The one-device engine feeds it every batch of the epoch; a pipeline stage (thread or
+    process engine) feeds it the batches it receives and hands on what comes out, so each
+    stage trains its units as the one-device wavefront does. :meth:`feed` runs one tick with a
+    new batch entering the first unit and returns what the last unit finished (None while the
+    run fills); :meth:`drain` runs the remaining ticks. Use it as a context manager: the
+    stacked groups hold their blocks' storage only while it is open.
+
+    Parameters
+    ----------
+    trainers : sequence of StepTrainer
+        All units of the network.
+    units : sequence of int
+        The run's units, consecutive.
+    stats : EpochStats
+        Where the run adds its units' step stats (by network unit index).
+    epoch : int
+        0-based, for error messages.
+    stack : bool, default=True
+        Run runs of same-shaped DeInfoReg blocks as one stacked computation.
+    """
+
+    def __init__(
+        self,
+        trainers: Sequence[StepTrainer],
+        units: Sequence[int],
+        stats: EpochStats,
+        epoch: int,
+        stack: bool = True,
+    ) -> None:
+        self.trainers, self.units = trainers, list(units)
+        if self.units != list(range(self.units[0], self.units[0] + len(self.units))):
+            raise ValueError(f"a wavefront runs consecutive units, got {self.units}")
+        self.stats, self.epoch = stats, epoch
+        first = self.units[0]
+        # groups are formed per epoch: a warm start may have changed what can be stacked
+        runs = stack_groups([trainers[u] for u in self.units]) if stack else []
+        self.groups = [StackedGroup(trainers[first + a : first + b], first + a) for a, b in runs]
+        self.segments = _segments(first, len(self.units), self.groups)
+        self.pending: dict[int, _Pending | None] = dict.fromkeys(self.units)
+
+    def __enter__(self) -> WavefrontRun:
+        for group in self.groups:
+            group.bind()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # whatever happened (an error, Ctrl-C), every block owns its storage again
+        for group in self.groups:
+            group.release()
+        if exc[0] is None:
+            for group in self.groups:
+                self.stats.merge(group.take_stats())
+
+    def feed(
+        self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """One tick with batch ``(h, y, mask)`` entering the first unit; the last unit's output."""
+        self.pending[self.units[0]] = (h, _Batch(y, mask, len(y)))
+        return self._tick()
+
+    def drain(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """The ticks after the last batch: every batch in flight through the last unit, in order."""
+        done = []
+        while any(item is not None for item in self.pending.values()):
+            out = self._tick()
+            if out is not None:
+                done.append(out)
+        return done
+
+    def _tick(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        outputs = _tick(self.trainers, self.pending, self.segments, self.stats, self.epoch)
+        units = self.units
+        # each unit's output waits in front of the next; the first unit's input is consumed
+        self.pending = {units[0]: None, **{u: outputs[v] for v, u in itertools.pairwise(units)}}
+        last = outputs[units[-1]]
+        return None if last is None else (last[0], last[1].y, last[1].mask)
+
+
 class WavefrontEngine(Engine):
     """All units on one device, all active at once on consecutive batches.
 
@@ -91,137 +173,111 @@ class WavefrontEngine(Engine):
         epoch: int,
     ) -> list[UnitEpochStats]:
         stats = EpochStats(len(self.trainers))
-        # groups are formed per epoch: a warm start may have changed what can be stacked
-        runs = stack_groups(self.trainers) if self.stack else []
-        groups = [StackedGroup(self.trainers[a:b], a) for a, b in runs]
-        segments = _segments(len(self.trainers), groups)
-        try:
-            for group in groups:
-                group.bind()
-            self._ticks(
-                lambda t: prepare_batch(X, y, batches[t], self.device, mask_fn, augment),
-                len(batches),
-                epoch,
-                stats,
-                segments,
-            )
-        finally:
-            # whatever happened (an error, Ctrl-C), every block owns its storage again
-            for group in groups:
-                group.release()
-        for group in groups:
-            stats.merge(group.take_stats())
+        with WavefrontRun(self.trainers, range(len(self.trainers)), stats, epoch, self.stack) as run:
+            for index in batches:
+                # batch t is prepared at tick t, in the sequential order
+                xb, yb, mask = prepare_batch(X, y, index, self.device, mask_fn, augment)
+                start = time.perf_counter()
+                done = run.feed(xb, yb, mask)
+                self.busy_seconds[0] += time.perf_counter() - start
+                if done is not None and self.on_batch is not None:
+                    self.on_batch()
+            start = time.perf_counter()
+            for _ in run.drain():
+                if self.on_batch is not None:
+                    self.on_batch()
+            self.busy_seconds[0] += time.perf_counter() - start
         return stats.means(sum(len(b) for b in batches))
 
-    def _ticks(
-        self,
-        batch: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
-        n_batches: int,
-        epoch: int,
-        stats: EpochStats,
-        segments: list[StackedGroup | int],
-    ) -> None:
-        """The epoch's ticks: fill, steady state and drain."""
-        n_units = len(self.trainers)
-        pending: list[_Pending | None] = [None] * n_units
-        for tick in range(n_batches + n_units - 1):
-            if tick < n_batches:
-                xb, yb, mask = batch(tick)  # batch t is prepared at tick t, in the sequential order
-                pending[0] = (xb, _Batch(yb, mask, len(yb)))
-            start = time.perf_counter()
-            outputs = self._tick(pending, segments, stats, epoch)
-            self.busy_seconds[0] += time.perf_counter() - start
-            pending = [None, *outputs[:-1]]
-            if outputs[-1] is not None and self.on_batch is not None:
-                self.on_batch()
 
-    def _tick(
-        self,
-        pending: list[_Pending | None],
-        segments: list[StackedGroup | int],
-        stats: EpochStats,
-        epoch: int,
-    ) -> list[_Pending | None]:
-        """One tick: every unit with an input steps; returns what each unit hands on."""
-        outputs: list[_Pending | None] = [None] * len(pending)
-        losses: list[torch.Tensor] = []
-        updates = []
-        for segment in segments:
-            if isinstance(segment, StackedGroup):
-                self._group_forward(segment, pending, outputs, losses, updates, epoch)
-                continue
-            item = pending[segment]
-            if item is None:
-                continue
-            trainer = self.trainers[segment]
-            h, batch = item
-            try:
-                h_out, loss, step = trainer.forward(h, batch.y, batch.mask)
-            except FloatingPointError as exc:
-                raise non_finite(segment, epoch) from exc
-            losses.append(trainer.scaled(loss))
-            stats.add(segment, step, batch.n)
-            outputs[segment] = (detached(h_out), batch)
-            updates.append(trainer.update)
-        if losses:
-            (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
-        for update in updates:
-            update()
-        return outputs
-
-    def _group_forward(
-        self,
-        group: StackedGroup,
-        pending: list[_Pending | None],
-        outputs: list[_Pending | None],
-        losses: list[torch.Tensor],
-        updates: list,
-        epoch: int,
-    ) -> None:
-        """The stacked forward of a group's active blocks, in runs of equal batch shape."""
-        first, last = group.first, group.first + group.size
-        active = [k for k in range(first, last) if pending[k] is not None]
-        if not active:
-            return
-        group.clear_gradients()
-        for run in _equal_shape_runs(active, pending):
-            items = [pending[k] for k in run]
-            if len(run) == 1 or not group.stacks(items[0][1].n):
-                for k, (h, batch) in zip(run, items, strict=True):
-                    group.set_rates(k - first, k + 1 - first)
-                    try:
-                        h_out, loss = group.forward_alone(k - first, h, batch.y, batch.mask)
-                    except FloatingPointError as exc:
-                        raise non_finite(k, epoch) from exc
-                    losses.append(loss)
-                    outputs[k] = (h_out.detach(), batch)
-                    updates.append(lambda b=k - first: group.update(b, b + 1))
-                continue
-            h = torch.stack([item[0] for item in items])
-            y = torch.stack([item[1].y for item in items])
-            target = None
-            if group.config.weights[1]:
-                target = torch.stack([item[1].target(group.config.n_classes) for item in items])
-            lo, hi = run[0] - first, run[-1] + 1 - first
-            h_out, total, per_block, terms, correct = group.forward(lo, hi, h, y, target)
-            finite = torch.isfinite(per_block)
-            if not bool(finite.all()):
-                raise non_finite(run[0] + int((~finite).nonzero()[0, 0]), epoch)
-            losses.append(total)
-            group.add_stats(lo, hi, terms, correct, items[0][1].n)
-            h_out = h_out.detach()
-            for j, k in enumerate(run):
-                outputs[k] = (h_out[j], items[j][1])
-            group.set_rates(lo, hi)
-            updates.append(lambda lo=lo, hi=hi: group.update(lo, hi))
+def _tick(
+    trainers: Sequence[StepTrainer],
+    pending: dict[int, _Pending | None],
+    segments: list[StackedGroup | int],
+    stats: EpochStats,
+    epoch: int,
+) -> dict[int, _Pending | None]:
+    """One tick: every unit with an input steps; returns what each unit hands on."""
+    outputs: dict[int, _Pending | None] = dict.fromkeys(pending)
+    losses: list[torch.Tensor] = []
+    updates = []
+    for segment in segments:
+        if isinstance(segment, StackedGroup):
+            _group_forward(segment, pending, outputs, losses, updates, epoch)
+            continue
+        item = pending[segment]
+        if item is None:
+            continue
+        trainer = trainers[segment]
+        h, batch = item
+        try:
+            h_out, loss, step = trainer.forward(h, batch.y, batch.mask)
+        except FloatingPointError as exc:
+            raise non_finite(segment, epoch) from exc
+        losses.append(trainer.scaled(loss))
+        stats.add(segment, step, batch.n)
+        outputs[segment] = (detached(h_out), batch)
+        updates.append(trainer.update)
+    if losses:
+        (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
+    for update in updates:
+        update()
+    return outputs
 
 
-def _segments(n_units: int, groups: list[StackedGroup]) -> list[StackedGroup | int]:
-    """The tick's work in unit order: a group for each stacked run, a unit index otherwise."""
+def _group_forward(
+    group: StackedGroup,
+    pending: dict[int, _Pending | None],
+    outputs: dict[int, _Pending | None],
+    losses: list[torch.Tensor],
+    updates: list,
+    epoch: int,
+) -> None:
+    """The stacked forward of a group's active blocks, in runs of equal batch shape."""
+    first, last = group.first, group.first + group.size
+    active = [k for k in range(first, last) if pending[k] is not None]
+    if not active:
+        return
+    group.clear_gradients()
+    for run in _equal_shape_runs(active, pending):
+        items = [pending[k] for k in run]
+        if len(run) == 1 or not group.stacks(items[0][1].n):
+            for k, (h, batch) in zip(run, items, strict=True):
+                group.set_rates(k - first, k + 1 - first)
+                try:
+                    h_out, loss = group.forward_alone(k - first, h, batch.y, batch.mask)
+                except FloatingPointError as exc:
+                    raise non_finite(k, epoch) from exc
+                losses.append(loss)
+                outputs[k] = (h_out.detach(), batch)
+                updates.append(lambda b=k - first: group.update(b, b + 1))
+            continue
+        h = torch.stack([item[0] for item in items])
+        y = torch.stack([item[1].y for item in items])
+        target = None
+        if group.config.weights[1]:
+            target = torch.stack([item[1].target(group.config.n_classes) for item in items])
+        lo, hi = run[0] - first, run[-1] + 1 - first
+        h_out, total, per_block, terms, correct = group.forward(lo, hi, h, y, target)
+        finite = torch.isfinite(per_block)
+        if not bool(finite.all()):
+            raise non_finite(run[0] + int((~finite).nonzero()[0, 0]), epoch)
+        losses.append(total)
+        group.add_stats(lo, hi, terms, correct, items[0][1].n)
+        h_out = h_out.detach()
+        for j, k in enumerate(run):
+            outputs[k] = (h_out[j], items[j][1])
+        group.set_rates(lo, hi)
+        updates.append(lambda lo=lo, hi=hi: group.update(lo, hi))
+
+
+def _segments(first: int, n_units: int, groups: list[StackedGroup]) -> list[StackedGroup | int]:
+    """The tick's work in unit order, from unit ``first`` on: a group for each stacked run, a
+    unit index otherwise."""
     starts = {group.first: group for group in groups}
     segments: list[StackedGroup | int] = []
-    u = 0
-    while u < n_units:
+    u = first
+    while u < first + n_units:
         if u in starts:
             segments.append(starts[u])
             u += starts[u].size
@@ -231,7 +287,7 @@ def _segments(n_units: int, groups: list[StackedGroup]) -> list[StackedGroup | i
     return segments
 
 
-def _equal_shape_runs(active: list[int], pending: list[_Pending | None]) -> list[list[int]]:
+def _equal_shape_runs(active: list[int], pending: dict[int, _Pending | None]) -> list[list[int]]:
     """Split consecutive active units into runs whose inputs have one shape (a last, shorter
     batch of the epoch runs apart from the full ones)."""
     runs: list[list[int]] = []
