@@ -54,7 +54,7 @@ def labels(n_rows: int) -> np.ndarray:
 def child(storage: str, path: str, n_rows: int) -> dict:
     """One measured fit (in its own process); returns the row of the table."""
     import torch
-    from experiment import current_rss_mib, peak_rss_mib
+    from experiment import current_rss_mib, peak_rss_mib, reset_peak_rss
 
     from deinforeg_sklearn import DeInfoRegClassifier
     from deinforeg_sklearn.blocks import Dense
@@ -67,9 +67,9 @@ def child(storage: str, path: str, n_rows: int) -> dict:
     if storage == "memmap":
         X = np.memmap(path, dtype=np.uint8, mode="r", shape=(n_rows, ROW_BYTES))
     else:
-        # read, not mapped: copying out of a map would hold map and copy at once, and that
-        # high-water mark (ru_maxrss) would be charged to the fit
+        # read, not mapped: copying out of a map would hold map and copy at once
         X = np.fromfile(path, dtype=np.uint8).reshape(n_rows, ROW_BYTES)
+    reset_peak_rss()  # the warm-up fit and the read of X must not count as the fit's peak
     before = current_rss_mib()
     start = time.perf_counter()
     if storage == "float32 copy":

@@ -32,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from experiment import current_rss_mib, make_estimator, parser, peak_rss_mib, setup
+from experiment import current_rss_mib, make_estimator, parser, peak_rss_mib, reset_peak_rss, setup
 from paper_numbers import MEMORY_MIB
 from report import child_result, grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
 
@@ -76,6 +76,7 @@ def child(args) -> None:
         device = torch.device(args.device)
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()  # the data's loading may have peaked higher than the fit will
     before = current_rss_mib()
     start = time.perf_counter()
     est.fit(X, y)
