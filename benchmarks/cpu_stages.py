@@ -7,7 +7,9 @@ one device. This times, from the call to ``fit`` to its return, default paramete
 * one device (``devices=None``);
 * ``devices=["cpu", "cpu"]`` with the default ``engine="auto"``, which runs the stages only
   when a probe predicts that they pay, and otherwise warns and trains on one device;
-* the same stages forced with ``engine="threads"`` and ``engine="processes"``.
+* the same stages forced with ``engine="threads"`` and ``engine="processes"`` (each stage
+  trains its blocks as a wavefront where the schedule rule says so), and both again with
+  ``schedule="sequential"`` (each stage's blocks in turn, as before stages ran wavefronts).
 
 Model: 4 x Dense(256) on 14,336 rows of 64 features (``make_classification``), 3 epochs, the
 issue's case. Each configuration is fitted ``--repeats`` times, round robin, after one warm-up fit
@@ -37,6 +39,17 @@ CONFIGURATIONS = {
     'devices=["cpu", "cpu"] (engine="auto")': {"devices": ["cpu", "cpu"]},
     'devices=["cpu", "cpu"], engine="threads"': {"devices": ["cpu", "cpu"], "engine": "threads"},
     'devices=["cpu", "cpu"], engine="processes"': {"devices": ["cpu", "cpu"], "engine": "processes"},
+    # the stages as they ran before each stage trained as a wavefront (its blocks in turn)
+    '  the same, schedule="sequential"': {
+        "devices": ["cpu", "cpu"],
+        "engine": "processes",
+        "schedule": "sequential",
+    },
+    'devices=["cpu", "cpu"], engine="threads", sequential': {
+        "devices": ["cpu", "cpu"],
+        "engine": "threads",
+        "schedule": "sequential",
+    },
 }
 
 
