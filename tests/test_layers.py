@@ -71,3 +71,21 @@ def test_training_imports_no_engine_at_run_time(path):
         if m.startswith(("deinforeg_sklearn.engines", "deinforeg_sklearn.estimators"))
     }
     assert not bad, bad
+
+
+@pytest.mark.parametrize("path", files("export"), ids=lambda p: p.name)
+def test_export_reads_a_fitted_network_only(path):
+    # an exported file holds the network's inference path: no engine, no fit loop, no estimator
+    bad = {
+        m
+        for m in runtime_imports(path)
+        if m.startswith(
+            (
+                "deinforeg_sklearn.engines",
+                "deinforeg_sklearn.estimators",
+                "deinforeg_sklearn.training",
+                "sklearn",
+            )
+        )
+    }
+    assert not bad, bad
