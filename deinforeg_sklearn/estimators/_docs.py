@@ -89,7 +89,8 @@ SHARED_PARAMETERS: dict[str, str] = {
 """,
     "schedule": """\
     schedule : {"auto", "sequential", "wavefront"}, default="auto"
-        How the blocks of one device, or of each pipeline stage, train. "sequential": for each batch, each block in turn.
+        How the blocks of one device, or of each pipeline stage, train. "sequential": for
+        each batch, each block in turn.
         "wavefront": all blocks at once, block l on batch t while block l+1 is on batch t-1,
         with one backward per step, and runs of same-shaped DeInfoReg blocks (e.g. blocks 2-4
         of ``[Dense(256)] * 4``) as one batched computation. The trained model is the same,
