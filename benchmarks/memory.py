@@ -8,7 +8,8 @@ can be read off.
 Each (method, seed) trains in a fresh Python process, so that one method's peak cannot hide
 another's. On a GPU the number is ``torch.cuda.max_memory_allocated`` during the fit; on the CPU
 it is the process's peak resident memory (``ru_maxrss``) minus its resident memory just before
-the fit (interpreter, torch and the data set are thus left out). Trainable parameters are
+the fit, after a one-epoch warm-up fit of the same model on 256 rows (interpreter, torch, its
+one-off allocations and the data set are thus left out). Trainable parameters are
 counted too. Results: docs/results/memory_<task>.* (CPU) or memory_<task>_cuda.* (GPU)
 
 Memory against data size (uint8 X read in place, see data_memory.py):
@@ -35,10 +36,13 @@ import numpy as np
 from experiment import current_rss_mib, make_estimator, parser, peak_rss_mib, reset_peak_rss, setup
 from paper_numbers import MEMORY_MIB
 from report import child_result, grouped, mean_std, out_dir, save_figure, table, write_csv, write_page
+from sklearn.base import clone
 
 CPU_MEASURE = (
-    "CPU: peak resident memory (ru_maxrss) minus the resident memory just before the fit, so the "
-    "interpreter, torch and the data set are left out."
+    "CPU: peak resident memory (ru_maxrss, reset before the fit) minus the resident memory just "
+    "before the fit, after a one-epoch warm-up fit of the same model on 256 rows, so the "
+    "interpreter, torch, its one-off allocations and the data set are left out; fit seconds "
+    "are then those of a warmed-up process."
 )
 
 
@@ -76,7 +80,10 @@ def child(args) -> None:
         device = torch.device(args.device)
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats(device)
-    reset_peak_rss()  # the data's loading may have peaked higher than the fit will
+    # torch's one-off allocations (its lazy imports, the first kernels of each layer type)
+    # would otherwise be most of a small model's number: one short fit of the same model first
+    clone(est).set_params(max_iter=1).fit(X[:256], y[:256])
+    reset_peak_rss()  # the data's loading and the warm-up may have peaked higher than the fit will
     before = current_rss_mib()
     start = time.perf_counter()
     est.fit(X, y)
