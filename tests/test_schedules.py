@@ -177,7 +177,7 @@ def _epoch_rates(est) -> list[float]:
     return [r["learning_rate"] for r in est.history_]
 
 
-def _steps_per_epoch(est, n_train: int) -> int:
+def _steps_per_epoch(est) -> int:
     return est.network_.trainers[0].steps_done // len(est.history_)
 
 
@@ -185,7 +185,7 @@ def _steps_per_epoch(est, n_train: int) -> int:
 def test_one_cycle_with_warm_up_in_every_estimator_follows_torch(Est, digits):
     X, y = digits
     est = Est(**_kw(Est, lr_schedule="one_cycle", warmup_epochs=2, learning_rate=BASE)).fit(X, y)
-    per_epoch = _steps_per_epoch(est, len(X))
+    per_epoch = _steps_per_epoch(est)
     total, warm = 6 * per_epoch, 2 * per_epoch
     expected = _torch_rates(
         lambda o: torch.optim.lr_scheduler.SequentialLR(

@@ -213,20 +213,9 @@ def one_device_engine(network: UnitNetwork, device: torch.device, plan: FitPlan,
     there, as GPU kernels sum in their own order.
     """
     trainers = network.trainers
-    if schedule == "sequential" or len(trainers) < 2:
-        return SequentialEngine(trainers, device)
-    if schedule == "auto":
-        if device.type != "cpu" or not stack_groups(trainers) or _draws_on(network, plan, device):
-            return SequentialEngine(trainers, device)
-    elif _draws_on(network, plan, device):
-        warnings.warn(
-            "schedule='wavefront' with blocks that draw random numbers in training (e.g. "
-            "dropout): they draw in another order than in the sequential loop, so the fit is "
-            "reproducible but differs from schedule='sequential'.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return WavefrontEngine(trainers, device)
+    if stage_schedules(network, [list(range(len(trainers)))], [device], plan, schedule)[0]:
+        return WavefrontEngine(trainers, device)
+    return SequentialEngine(trainers, device)
 
 
 def stage_schedules(
@@ -238,7 +227,8 @@ def stage_schedules(
 ) -> list[bool]:
     """Per pipeline stage, whether it trains its units as a wavefront.
 
-    The rule of :func:`one_device_engine`, per stage: "auto" on a CPU stage that has
+    The rule of :func:`one_device_engine` (which asks it for one stage of every unit), per
+    stage: "auto" on a CPU stage that has
     same-shaped blocks to stack, when no unit draws random numbers in training; "wavefront"
     on every stage of two units or more (with the same warning about random draws);
     "sequential" on none. A stage's wavefront hands on each batch once its last unit has it,

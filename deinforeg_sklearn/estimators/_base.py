@@ -438,7 +438,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, Cl
         if not partial:  # a new fit restarts the schedule, as the parameters now say
             factory = self._trainer_factory(plan.epochs * plan.n_batches, plan.n_batches)
             for trainer in network.trainers:
-                trainer.reset_schedule(plan.epochs * plan.n_batches, factory.schedule())
+                trainer.reset_schedule(factory.schedule())
         for trainer in network.trainers:  # these settings may have changed since the last fit
             trainer.backward = self._backward_mode()
             trainer.precision, trainer.compile = self.precision, self.compile

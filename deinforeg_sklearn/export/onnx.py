@@ -78,6 +78,4 @@ def to_onnx(estimator, path: str | os.PathLike, opset_version: int | None = None
     model = program.model_proto
     entry = model.metadata_props.add()
     entry.key, entry.value = "classes", classes_json(estimator)
-    import onnx
-
     onnx.save_model(model, os.fspath(path))

@@ -185,11 +185,6 @@ class RateSchedule:
         self.base, self.final = base, final
         self.total_steps = total_steps
         self.warmup_steps = warmup_steps
-        self.restart(total_steps)
-
-    def restart(self, total_steps: int) -> None:
-        """A new fit of ``total_steps`` steps: back to step 0, plateau counters cleared."""
-        self.total_steps = total_steps
         self.factor = 1.0  # reduce-on-plateau's product of reductions so far
         self.best = -math.inf
         self.bad_epochs = 0

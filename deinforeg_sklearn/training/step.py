@@ -197,12 +197,9 @@ class StepTrainer:
         self.grad_sum, self.grad_steps = None, 0
         return values
 
-    def reset_schedule(self, total_steps: int, schedule: RateSchedule | None = None) -> None:
-        """Start a new schedule of ``total_steps`` steps (a new ``fit``), or ``schedule``."""
-        if schedule is None:
-            self.schedule.restart(total_steps)
-        else:
-            self.schedule = schedule
+    def reset_schedule(self, schedule: RateSchedule) -> None:
+        """Start ``schedule`` from its step 0 (a new ``fit``)."""
+        self.schedule = schedule
         self.steps_done = 0
         self.record_gradients = False
         self.grad_sum: torch.Tensor | None = None  # per encoder group, summed over steps
@@ -280,13 +277,13 @@ class TrainerFactory:
     precision: str = "32"
     compile: bool = False
 
-    def schedule(self, total_steps: int | None = None) -> RateSchedule:
-        """A fresh learning-rate schedule of ``total_steps`` (default: the factory's) steps."""
+    def schedule(self) -> RateSchedule:
+        """A fresh learning-rate schedule of the factory's ``total_steps``."""
         return RateSchedule(
             self.lr_schedule,
             self.learning_rate,
             self.final_learning_rate,
-            self.total_steps if total_steps is None else total_steps,
+            self.total_steps,
             self.warmup_steps,
         )
 
