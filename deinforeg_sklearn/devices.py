@@ -40,3 +40,28 @@ def resolve_devices(devices: DeviceLike | list | tuple | None) -> list[torch.dev
     if len(devices) == 0:
         raise ValueError("devices is an empty list: use None, one device, or a list of devices.")
     return [resolve_device(d) for d in devices]
+
+
+def resolve_device_grid(devices: DeviceLike | list | tuple | None) -> list[list[torch.device]]:
+    """Per pipeline stage, the device of each data-parallel replica, each checked.
+
+    ``devices`` as :func:`resolve_devices` takes it (one replica per stage), or a list of lists:
+    outer = stages, inner = the replicas of that stage, e.g. ``[[0, 1], [2, 3]]`` or
+    ``[["cpu", "cpu"]]``. Every stage must have the same number of replicas.
+    """
+    nested = isinstance(devices, (list, tuple)) and any(isinstance(d, (list, tuple)) for d in devices)
+    if not nested:
+        return [[d] for d in resolve_devices(devices)]
+    if not all(isinstance(d, (list, tuple)) for d in devices):
+        raise ValueError(
+            f"devices={devices!r} mixes devices and lists: give a list of devices (one per "
+            "stage) or a list of lists (per stage, its data-parallel replicas), e.g. [[0, 1], [2, 3]]."
+        )
+    grid = [resolve_devices(list(stage)) for stage in devices]
+    counts = sorted({len(stage) for stage in grid})
+    if len(counts) > 1:
+        raise ValueError(
+            f"devices={devices!r} gives the stages {', '.join(str(len(s)) for s in grid)} "
+            "replicas: every stage needs the same number of replicas."
+        )
+    return grid

@@ -97,10 +97,17 @@ def main_preparation() -> dict:
 class SpawnedRanks:
     """Ranks 1..K-1 of a spawned group: their processes, and the store they report to."""
 
-    def __init__(self, store: dist.TCPStore, children: dict[int, subprocess.Popen], logs: dict) -> None:
+    def __init__(
+        self,
+        store: dist.TCPStore,
+        children: dict[int, subprocess.Popen],
+        logs: dict,
+        names: Callable[[int], str] | None = None,
+    ) -> None:
         self.store = store
         self.children = children
         self.logs = logs
+        self.names = names or (lambda rank: f"pipeline stage {rank}")
         self.interrupted = False  # stopped on purpose after Ctrl-C in the caller
         self.terminated = False  # stopped by the caller: SIGTERM exit codes are its own doing
 
@@ -172,12 +179,12 @@ class SpawnedRanks:
             code = child.poll()
             error = self._error(rank)
             if error is not None:
-                lines.append(f"pipeline stage {rank} (a separate process) failed:\n{error}")
+                lines.append(f"{self.names(rank)} (a separate process) failed:\n{error}")
             elif code is None:
-                lines.append(f"pipeline stage {rank} (pid {child.pid}) is still running.")
+                lines.append(f"{self.names(rank)} (pid {child.pid}) is still running.")
             elif code != 0 and not (self.terminated and code == -15):
                 lines.append(
-                    f"pipeline stage {rank} (pid {child.pid}) died with exit code {code}."
+                    f"{self.names(rank)} (pid {child.pid}) died with exit code {code}."
                     + self._stderr_tail(rank)
                 )
         return "\n".join(lines)
@@ -247,7 +254,11 @@ def _start_each(world: int, port: int, threads: int, env: dict, children: dict, 
 
 @contextlib.contextmanager
 def spawned_group(
-    world: int, payloads: dict[int, bytes], target: Callable[[int, object], None], threads: int
+    world: int,
+    payloads: dict[int, bytes],
+    target: Callable[[int, object], None],
+    threads: int,
+    names: Callable[[int], str] | None = None,
 ) -> Iterator[SpawnedRanks]:
     """Rank 0 here, ranks 1..world-1 started as processes; yields once every rank has joined.
 
@@ -261,6 +272,8 @@ def spawned_group(
         ``target(rank, payload)`` is each child's work; it must be importable by name.
     threads : int
         torch threads of each child.
+    names : callable or None
+        How a report names rank r (e.g. "pipeline stage 1, replica 0"); None: "pipeline stage r".
 
     Raises
     ------
@@ -283,7 +296,7 @@ def spawned_group(
     for rank, payload in payloads.items():
         store.set(f"payload/{rank}", payload)
     children, logs = _start_children(world, store.port, threads)
-    ranks = SpawnedRanks(store, children, logs)
+    ranks = SpawnedRanks(store, children, logs, names)
     try:
         ranks.wait_ready(start_timeout())
         dist.init_process_group(

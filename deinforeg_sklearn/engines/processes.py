@@ -17,6 +17,14 @@ stage has a CUDA device of its own; otherwise gloo, through host memory. NCCL re
 on one GPU ("duplicate GPU"), so stages that share a GPU, or mix CPU and CUDA, use gloo and copy
 activations to and from the host at the stage boundaries. The control traffic (stats, states,
 the agreed split) always goes over the default gloo group.
+
+Data-parallel replicas (``devices`` as a list of lists): the world is stages x replicas, rank
+``stage * R + replica``, laid out as a ``DeviceMesh`` with dimensions ("stage", "replica").
+Replica r of every stage forms one pipeline over its own shard of each batch (stage s, replica
+r hands on to stage s + 1, replica r); the replicas of a stage compute the loss of the global
+batch and sum their gradients over the mesh's "replica" group (``training/replicas.py``), so
+the fit equals one device's (``tests/test_replicas.py``). Replicas of the first stage read
+only their rows of each batch.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +55,12 @@ from deinforeg_sklearn.engines.placement import place_units
 from deinforeg_sklearn.engines.randomness import rank_seed
 from deinforeg_sklearn.engines.wavefront import WavefrontRun
 from deinforeg_sklearn.training.protocols import UnitNetwork
+from deinforeg_sklearn.training.replicas import (
+    ReplicaGroup,
+    replicas_active,
+    shard,
+    use_global_batch_norm,
+)
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 
 #: Set to "gloo" or "nccl" to override the choice of :func:`data_backend`.
@@ -103,6 +118,9 @@ class ProcessEngine(Engine):
         torch threads of this rank during the fit.
     quiet : bool
         A helper rank (not the caller's process): the fit loop reports nothing.
+    replica_devices : list of list of torch.device or None
+        Data-parallel replicas: per stage, the device of each replica (every stage the same
+        number); ``devices`` is then replica 0's column. None: one replica per stage.
     """
 
     def __init__(
@@ -115,8 +133,14 @@ class ProcessEngine(Engine):
         launcher: Callable[[], contextlib.AbstractContextManager] | None = None,
         cpu_threads: int | None = None,
         quiet: bool = False,
+        replica_devices: list[list[torch.device]] | None = None,
     ) -> None:
         super().__init__(network.trainers, stages, cpu_threads)
+        self.replica_devices = replica_devices or [[d] for d in devices]
+        self.replicas = len(self.replica_devices[0])
+        self.replica_group: ReplicaGroup | None = None  # this stage's replicas, once started
+        # a temporary folder of the fit (the rows that replicas map), removed at close
+        self.owned_folder: tempfile.TemporaryDirectory | None = None
         self.launcher = launcher
         self.network = network
         self.devices = devices
@@ -137,6 +161,16 @@ class ProcessEngine(Engine):
         return dist.get_rank()
 
     @property
+    def stage(self) -> int:
+        """The pipeline stage this rank trains."""
+        return self.rank // self.replicas
+
+    @property
+    def replica(self) -> int:
+        """This rank's place among the replicas of its stage."""
+        return self.rank % self.replicas
+
+    @property
     def writes_checkpoints(self) -> bool:
         # Under torchrun every rank is a caller (none is quiet); rank 0 alone writes, and after
         # each epoch's sync its network holds every stage's state.
@@ -149,11 +183,15 @@ class ProcessEngine(Engine):
         self._agree_on_stages()
         self._pin_cuda_device()
         self._open_data_group()
+        self._open_replica_group()
 
     def _release(self, exc: BaseException | None) -> None:
         # The launcher (spawned children, or an env:// group) sees the exception, so that it
         # can stop the other ranks and add their tracebacks to it.
         try:
+            if self.replicas > 1:  # a saved model holds torch's BatchNorm, however it trained
+                use_global_batch_norm([self.trainers[u].unit for u in self.stages[self.stage]], on=False)
+            self.replica_group = None
             if self.data_group is not None and self._group is None and dist.is_initialized():
                 # the caller's own process group stays; only the data group made here goes
                 with contextlib.suppress(Exception):
@@ -165,6 +203,9 @@ class ProcessEngine(Engine):
                     None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
                 )
         finally:
+            if self.owned_folder is not None:
+                self.owned_folder.cleanup()
+                self.owned_folder = None
             if self._saved_cuda_device is not None:
                 torch.cuda.set_device(self._saved_cuda_device)  # the caller's, as it was
                 self._saved_cuda_device = None
@@ -176,11 +217,14 @@ class ProcessEngine(Engine):
 
     def _agree_on_stages(self) -> None:
         world = dist.get_world_size()
-        if world != len(self.stages):
+        if world != len(self.stages) * self.replicas:
             raise ValueError(
                 f"The process group has {world} ranks but the pipeline has {len(self.stages)} "
-                "stages: launch one process per entry of devices."
+                f"stages of {self.replicas} replica(s): launch one process per device named "
+                "in devices."
             )
+        # this rank's pipeline is its replica's column of the grid
+        self.devices = [stage[self.replica] for stage in self.replica_devices]
         # Ranks started by a launcher measured block costs on their own and may have split the
         # blocks differently; every rank must run rank 0's split.
         agreed = [self.stages]
@@ -198,13 +242,14 @@ class ProcessEngine(Engine):
         communicator), which would otherwise be cuda:0 in every rank and open a context there.
         ``__exit__`` restores the caller's device: rank 0 is the caller's own process.
         """
-        device = self.devices[self.rank]
+        device = self.devices[self.stage]
         if device.type == "cuda":
             self._saved_cuda_device = torch.cuda.current_device()
             torch.cuda.set_device(device)
 
     def _open_data_group(self) -> None:
-        device = self.devices[self.rank]
+        place_units(self.trainers, self.stages, self.devices)
+        device = self.devices[self.stage]
         place = (socket.gethostname(), str(device)) if device.type == "cuda" else None
         places: list = [None] * dist.get_world_size()
         dist.all_gather_object(places, place)
@@ -213,6 +258,23 @@ class ProcessEngine(Engine):
             # NCCL binds each rank to its current device, pinned by _pin_cuda_device;
             # every rank must call new_group, in the same order
             self.data_group = dist.new_group(backend="nccl")
+
+    def _open_replica_group(self) -> None:
+        """The mesh of stages x replicas, and this stage's replica group (every rank calls it)."""
+        if self.replicas == 1:
+            return
+        from torch.distributed.device_mesh import init_device_mesh
+
+        nccl = self.data_backend == "nccl"
+        mesh = init_device_mesh(
+            "cuda" if nccl else "cpu",
+            (len(self.stages), self.replicas),
+            mesh_dim_names=("stage", "replica"),
+        )
+        self.replica_group = ReplicaGroup(
+            mesh.get_group("replica"), self.replicas, self.replica, host_only=not nccl
+        )
+        use_global_batch_norm([self.trainers[u].unit for u in self.stages[self.stage]], on=True)
 
     def train_epoch(
         self,
@@ -223,15 +285,15 @@ class ProcessEngine(Engine):
         augment: Augment,
         epoch: int,
     ) -> list[UnitEpochStats]:
-        rank, last = self.rank, len(self.stages) - 1
-        device = self.devices[rank]
+        stage, last = self.stage, len(self.stages) - 1
+        device = self.devices[stage]
         stats = EpochStats(len(self.trainers))
         in_flight: list[list[tuple[dist.Work, torch.Tensor]]] = []
 
         def hand_on(done: tuple) -> None:
             if self.on_batch is not None:
                 self.on_batch()
-            if rank < last:
+            if stage < last:
                 if len(in_flight) >= self.depth:
                     for work, _ in in_flight.pop(0):
                         work.wait()
@@ -239,11 +301,15 @@ class ProcessEngine(Engine):
 
         # a wavefront stage sends batch t once its last unit has it; sends stay in batch order,
         # so the next rank receives each batch with the size it expects
-        units = self.stages[rank]
-        run = WavefrontRun(self.trainers, units, stats, epoch) if self.wavefront[rank] else None
-        with run if run is not None else contextlib.nullcontext():
+        units = self.stages[stage]
+        run = WavefrontRun(self.trainers, units, stats, epoch) if self.wavefront[stage] else None
+        group = self.replica_group
+        with run if run is not None else contextlib.nullcontext(), replicas_active(group):
             for index in batches:
-                if rank == 0:
+                if group is not None:  # this replica's rows of the batch
+                    group.set_batch(len(index))
+                    index = shard(index, self.replicas, self.replica)
+                if stage == 0:
                     h, yb, mask = prepare_batch(X, y, index, device, mask_fn, augment)
                 else:
                     h, yb, mask = self._receive(len(index), device)
@@ -252,25 +318,29 @@ class ProcessEngine(Engine):
                     done = (step_units(self.trainers, units, h, yb, mask, epoch, stats), yb, mask)
                 else:
                     done = run.feed(h, yb, mask)
-                self.busy_seconds[rank] += time.perf_counter() - start
+                self.busy_seconds[stage] += time.perf_counter() - start
                 if done is not None:
                     hand_on(done)
             if run is not None:
                 start = time.perf_counter()
                 finished = run.drain()
-                self.busy_seconds[rank] += time.perf_counter() - start
+                self.busy_seconds[stage] += time.perf_counter() - start
                 for done in finished:
                     hand_on(done)
         for sends in in_flight:
             for work, _ in sends:
                 work.wait()
-        mine = stats.export(self.stages[rank])
+        mine = stats.export(self.stages[stage])
         gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
-        dist.all_gather_object(gathered, (rank, self.busy_seconds[rank], mine))
+        dist.all_gather_object(gathered, (self.rank, self.busy_seconds[stage], mine))
+        # each replica's sums weigh the global batch's loss terms by its own rows, and count
+        # its own correct rows: summed over the replicas they are one device's sums
+        totals = EpochStats(len(self.trainers))
         for other, busy, part in gathered:
-            self.busy_seconds[other] = busy
-            stats.merge(part)
-        return stats.means(sum(len(b) for b in batches))
+            if other % self.replicas == 0:
+                self.busy_seconds[other // self.replicas] = busy
+            totals.accumulate(part)
+        return totals.means(sum(len(b) for b in batches))
 
     def seed_ranks(self, seed: int, saved: dict[int, RankRandomState] | None) -> None:
         # Rank 0's view wins: under torchrun every rank reads the checkpoint itself, and a
@@ -286,14 +356,15 @@ class ProcessEngine(Engine):
             return
         cpu, cuda = state
         torch.set_rng_state(cpu)
-        if cuda is not None and self.devices[rank].type == "cuda":
-            torch.cuda.set_rng_state(cuda, self.devices[rank])
+        device = self.devices[self.stage]
+        if cuda is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, device)
 
     def rank_random_states(self) -> dict[int, RankRandomState]:
         return dict(self._rank_states)
 
     def _own_random_state(self) -> RankRandomState:
-        device = self.devices[self.rank]
+        device = self.devices[self.stage]
         cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         return torch.get_rng_state(), cuda
 
@@ -302,7 +373,8 @@ class ProcessEngine(Engine):
 
         Each rank's random state travels with it, so that rank 0 can checkpoint it.
         """
-        rank = self.rank
+        rank, stage = self.rank, self.stage
+        # the replicas of a stage hold the same state: replica 0 sends it
         mine = {
             u: (
                 {k: v.cpu() for k, v in self.trainers[u].unit.state_dict().items()},
@@ -310,7 +382,8 @@ class ProcessEngine(Engine):
                 self.trainers[u].steps_done,
                 self.trainers[u].take_gradients(),
             )
-            for u in self.stages[rank]
+            for u in self.stages[stage]
+            if self.replica == 0
         }
         gathered: list[tuple] = [None] * dist.get_world_size()  # type: ignore[list-item]
         dist.all_gather_object(gathered, (rank, self._own_random_state(), mine))
@@ -320,7 +393,7 @@ class ProcessEngine(Engine):
             for u, (module_state, optim_state, steps, grads) in part.items():
                 # every rank keeps the gathered gradient means, for its history
                 self.gathered_gradients[u] = grads
-                if u in self.stages[rank]:
+                if u in self.stages[stage]:
                     continue
                 self.trainers[u].unit.load_state_dict(module_state)
                 self.trainers[u].optimizer.load_state_dict(optim_state)
@@ -353,7 +426,7 @@ class ProcessEngine(Engine):
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> list[tuple[dist.Work, torch.Tensor]]:
         """Start sending a batch to the next rank; each send is kept with its buffer until it is waited on."""
-        dst = self.rank + 1
+        dst = self.rank + self.replicas  # the same replica of the next stage
         tensors = [h.detach().float(), y]
         if mask is not None:
             tensors.append(mask.to(torch.uint8))
@@ -366,8 +439,8 @@ class ProcessEngine(Engine):
     def _receive(
         self, n: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        src = self.rank - 1
-        boundary = self.boundary(src)
+        src = self.rank - self.replicas
+        boundary = self.boundary(self.stage - 1)
         # NCCL receives straight into device memory (on an NCCL stream that the current stream
         # then waits for); gloo into host memory, copied to the device afterwards.
         where = device if self.data_group is not None else torch.device("cpu")

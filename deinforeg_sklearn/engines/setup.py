@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch.distributed as dist
 
 from deinforeg_sklearn._frames import user_stacklevel
 from deinforeg_sklearn.data.inputs import Rows
+from deinforeg_sklearn.data.mapped import mapped_rows
 from deinforeg_sklearn.engines.base import Engine, prepare_batch
 from deinforeg_sklearn.engines.choice import (
     auto_devices,
@@ -74,6 +76,9 @@ class EngineRequest:
     schedule : {"auto", "sequential", "wavefront"}
         How the units of one device, or of each pipeline stage, train
         (:func:`one_device_engine`, :func:`stage_schedules`).
+    replica_devices : tuple of tuple of torch.device or None
+        Data-parallel replicas: per stage, the device of each replica (``devices`` holds
+        replica 0 of each stage); None: one replica per stage.
     """
 
     devices: tuple[torch.device, ...]
@@ -81,6 +86,12 @@ class EngineRequest:
     kind: str = "auto"
     auto: bool = False
     schedule: str = "auto"
+    replica_devices: tuple[tuple[torch.device, ...], ...] | None = None
+
+    @property
+    def replicas(self) -> int:
+        """Data-parallel replicas of each stage."""
+        return 1 if self.replica_devices is None else len(self.replica_devices[0])
 
     @classmethod
     def check(
@@ -91,18 +102,24 @@ class EngineRequest:
         kind: str = "auto",
         auto: bool = False,
         schedule: str = "auto",
+        replica_devices: Sequence[Sequence[torch.device]] | None = None,
     ) -> EngineRequest:
         """Validate a request for a network of ``n_units`` units.
 
         ``auto=True`` (``devices="auto"``): ``devices`` are ignored, and the candidate stages
-        are :func:`auto_devices`.
+        are :func:`auto_devices`. ``replica_devices``: per stage, its data-parallel replicas
+        (one each: no replicas).
 
         Raises
         ------
         ValueError
-            More devices than units, a placement that does not fit, or an unknown engine or
-            schedule.
+            More devices than units, a placement that does not fit, an unknown engine or
+            schedule, or replicas with what they cannot run with.
         """
+        grid = None
+        if replica_devices and max(len(stage) for stage in replica_devices) > 1:
+            grid = tuple(tuple(stage) for stage in replica_devices)
+            _check_replicas(kind, schedule)
         if kind not in ENGINE_KINDS:
             raise ValueError(f"engine={kind!r}: use one of {', '.join(map(repr, ENGINE_KINDS))}.")
         if schedule not in SCHEDULES:
@@ -120,7 +137,22 @@ class EngineRequest:
                 "give at most one device per block."
             )
         counts = None if placement is None else tuple(check_placement(placement, n_units, len(devices)))
-        return cls(tuple(devices), counts, kind, auto, schedule)
+        return cls(tuple(devices), counts, kind, auto, schedule, grid)
+
+
+def _check_replicas(kind: str, schedule: str) -> None:
+    """What data-parallel replicas cannot be combined with, said before any work."""
+    if kind == "threads":
+        raise ValueError(
+            "engine='threads' cannot run data-parallel replicas (devices as a list of lists): "
+            "replicas are processes that sum their gradients over torch.distributed. Use "
+            "engine='auto' or 'processes'."
+        )
+    if schedule == "wavefront":
+        raise ValueError(
+            "schedule='wavefront' does not run with data-parallel replicas yet: each replica "
+            "trains its stage's blocks one after the other. Use schedule='auto' or 'sequential'."
+        )
 
 
 def start_engine(
@@ -152,9 +184,11 @@ def start_engine(
         devices, costs = _auto_cpu_stages(network, devices, plan)
     elif _may_run_in_one_process(request, devices):
         devices, costs = _explicit_cpu_stages(network, devices, plan, request.counts)
-    if len(devices) == 1:
+    if request.replicas > 1:
+        engine: Engine = _replica_engine(request, network, plan, history, work)
+    elif len(devices) == 1:
         network.to(devices[0])
-        engine: Engine = one_device_engine(network, devices[0], plan, request.schedule)
+        engine = one_device_engine(network, devices[0], plan, request.schedule)
     else:
         if costs is None and (
             request.counts is None or (request.kind == "auto" and devices[0].type == "cpu")
@@ -186,6 +220,27 @@ def start_engine(
     return engine
 
 
+def _replica_engine(
+    request: EngineRequest, network: UnitNetwork, plan: FitPlan, history: list[dict], work: Work
+) -> Engine:
+    """The process engine of a grid of stages x data-parallel replicas (``training/replicas.py``).
+
+    Stages are balanced on unit costs as for a pipeline; each stage trains its units one after
+    the other (the wavefront's stacked losses do not gather over replicas yet).
+    """
+    devices = list(request.devices)
+    if request.counts is not None:
+        counts = list(request.counts)
+    elif len(devices) == 1:
+        counts = [len(network.trainers)]
+    else:
+        counts = balance(unit_costs(network, devices, plan), len(devices))
+    stages = stage_units(counts)
+    place_units(network.trainers, stages, devices)
+    grid = [list(stage) for stage in request.replica_devices or ()]
+    return pipeline_engine(network, stages, devices, plan, history, work, "processes", replica_devices=grid)
+
+
 def writes_checkpoints(request: EngineRequest) -> bool:
     """Whether this process writes the fit's checkpoint, and so must hold the folder's lock.
 
@@ -194,7 +249,7 @@ def writes_checkpoints(request: EngineRequest) -> bool:
     ranks read the checkpoint to resume, and must not lock the folder that rank 0 writes.
     Every other fit writes its own checkpoint.
     """
-    if len(request.devices) < 2:
+    if len(request.devices) < 2 and request.replicas < 2:
         return True
     if dist.is_initialized():
         return dist.get_rank() == 0
@@ -280,6 +335,7 @@ def _may_run_in_one_process(request: EngineRequest, devices: list[torch.device])
     """
     return (
         not request.auto
+        and request.replicas == 1
         and request.kind == "auto"
         and len(devices) > 1
         and all(d.type == "cpu" for d in devices)
@@ -366,34 +422,52 @@ def pipeline_engine(
     work: Work,
     kind: str,
     wavefront: Sequence[bool] | None = None,
+    replica_devices: list[list[torch.device]] | None = None,
 ) -> Engine:
     """The (unstarted) engine that trains ``network`` as a pipeline of ``stages`` on ``devices``.
 
     CPU stages share the thread budget: see :func:`~deinforeg_sklearn.engines.cpu_threads_per_stage`.
     ``wavefront``: per stage, whether it trains its units as a wavefront (:func:`stage_schedules`).
+    ``replica_devices``: per stage, the device of each data-parallel replica (process engine).
     """
-    cpu_threads = cpu_threads_per_stage(devices)
+    grid = replica_devices or [[d] for d in devices]
+    replicas = len(grid[0])
+    cpu_threads = cpu_threads_per_stage([d for stage in grid for d in stage])
     wavefront = list(wavefront) if wavefront is not None else [False] * len(stages)
     if kind == "threads":
         engine: Engine = ThreadEngine(network.trainers, stages, devices, cpu_threads=cpu_threads)
         engine.wavefront = wavefront
         return engine
+    folder = None
     if dist.is_initialized():
         launcher = None  # the caller's own process group: this process is one rank of it
     elif launched_by_torchrun():
         launcher = env_group
     else:
-        payload = dumps(
-            (work, network, helper_plan(plan), list(history), stages, devices, plan.mask_steps, wavefront)
-        )
-        payloads = dict.fromkeys(range(1, len(stages)), payload)
+        world = len(stages) * replicas
+        folder = tempfile.TemporaryDirectory(prefix="deinforeg-rows-") if replicas > 1 else None
+        helper = helper_plan(plan)
+        common = (work, network, list(history), stages, devices, plan.mask_steps, wavefront, grid)
+        payload = dumps((helper, *common))
+        payloads = {rank: payload for rank in range(replicas, world)}
+        if folder is not None:  # replicas of the first stage read their rows from a file of X
+            reader = dumps((replica_plan(plan, folder.name), *common))
+            payloads.update(dict.fromkeys(range(1, replicas), reader))
+        names = functools.partial(rank_name, replicas) if replicas > 1 else None
         launcher = functools.partial(
-            spawned_group, len(stages), payloads, run_stage_process, cpu_threads or 1
+            spawned_group, world, payloads, run_stage_process, cpu_threads or 1, names
         )
     engine = ProcessEngine(
-        network, stages, devices, plan.mask_steps, launcher=launcher, cpu_threads=cpu_threads
+        network,
+        stages,
+        devices,
+        plan.mask_steps,
+        launcher=launcher,
+        cpu_threads=cpu_threads,
+        replica_devices=grid,
     )
     engine.wavefront = wavefront
+    engine.owned_folder = folder  # removed when the engine closes
     return engine
 
 
@@ -409,10 +483,25 @@ def helper_plan(plan: FitPlan) -> FitPlan:
     return dataclasses.replace(plan, X=X, y=y, augment=None, X_val=None, y_val=None)
 
 
+def rank_name(replicas: int, rank: int) -> str:
+    """How an error report names rank ``rank`` of a grid of stages x ``replicas``."""
+    return f"pipeline stage {rank // replicas}, replica {rank % replicas} (rank {rank})"
+
+
+def replica_plan(plan: FitPlan, folder: str) -> FitPlan:
+    """The plan of a replica of the first stage in another process: every row of X, as a file.
+
+    It reads its shard of each batch itself (``data/mapped.py``: X is written once into
+    ``folder`` and mapped, so no payload holds it) and augments it with its own random stream;
+    validation stays with rank 0.
+    """
+    return dataclasses.replace(plan, X=mapped_rows(plan.X, folder), X_val=None, y_val=None)
+
+
 def run_stage_process(rank: int, payload: tuple) -> None:
     """Body of a spawned rank: ``work`` on its own copy of the network, on its own stage."""
-    work, network, plan, history, stages, devices, mask_steps, wavefront = payload
-    engine = ProcessEngine(network, stages, devices, mask_steps, quiet=True)
+    plan, work, network, history, stages, devices, mask_steps, wavefront, grid = payload
+    engine = ProcessEngine(network, stages, devices, mask_steps, quiet=True, replica_devices=grid)
     engine.wavefront = wavefront
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank 0 reports warnings to the user

@@ -33,7 +33,7 @@ from deinforeg_sklearn.data.augment import make_augmenter
 from deinforeg_sklearn.data.dataset import DatasetInput
 from deinforeg_sklearn.data.sparse import sparse_refusal
 from deinforeg_sklearn.data.weights import check_weights
-from deinforeg_sklearn.devices import resolve_devices
+from deinforeg_sklearn.devices import resolve_device_grid
 from deinforeg_sklearn.engines.setup import EngineRequest, start_engine, writes_checkpoints
 from deinforeg_sklearn.estimators._auto import check_projector, resolve_projectors
 from deinforeg_sklearn.estimators._checkpoint import checkpointer_for
@@ -147,20 +147,24 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, Cl
         """The ``backward`` setting (a network of one unit, as BP's, has nothing to merge)."""
         return "per_block"
 
-    def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
-        """Where this estimator trains; one device unless a subclass can pipeline.
+    def _engine_request(self, grid: list[list[torch.device]], n_blocks: int, auto: bool) -> EngineRequest:
+        """Where this estimator trains; one stage (with its replicas) unless a subclass can
+        pipeline. ``grid``: per stage, the device of each data-parallel replica.
 
         ``auto`` (``devices="auto"``): here the first candidate, a GPU if there is one.
         """
         if auto:
-            devices = list(EngineRequest.check([], n_blocks, auto=True).devices[:1])
-        if len(devices) > 1:
+            grid = [list(EngineRequest.check([], n_blocks, auto=True).devices[:1])]
+        if len(grid) > 1:
             raise ValueError(
-                f"devices={self.devices!r} names {len(devices)} devices, but "
-                f"{type(self).__name__} trains on one device: pass a single device "
-                "(e.g. 'cpu' or 'cuda:0'). DeInfoRegClassifier can pipeline over several."
+                f"devices={self.devices!r} names {len(grid)} pipeline stages, but "
+                f"{type(self).__name__} trains as one stage: pass a single device "
+                "(e.g. 'cpu' or 'cuda:0'), or one list of data-parallel replicas (e.g. "
+                "[['cpu', 'cpu']]). DeInfoRegClassifier can pipeline over several."
             )
-        return EngineRequest.check(devices, n_blocks, schedule=self.schedule)
+        return EngineRequest.check(
+            [stage[0] for stage in grid], n_blocks, schedule=self.schedule, replica_devices=grid
+        )
 
     # ----------------------------------------------------------------- sklearn plumbing
     def __sklearn_is_fitted__(self) -> bool:
@@ -264,7 +268,7 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, Cl
         specs = resolve_blocks(DEFAULT_BLOCKS if self.blocks is None else self.blocks)
         projector = check_projector(getattr(self, "projector", None))  # AL has no projector
         auto = isinstance(self.devices, str) and self.devices == "auto"
-        engine = self._engine_request([] if auto else resolve_devices(self.devices), len(specs), auto)
+        engine = self._engine_request([] if auto else resolve_device_grid(self.devices), len(specs), auto)
         validation = external_validation or bool(self.validation_fraction)
         if self._inference_mode(validation) == "best" and not validation:
             raise ValueError(

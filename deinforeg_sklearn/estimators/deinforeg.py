@@ -300,8 +300,16 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         X_t, mask_fn = self._prediction_input(X)
         return adaptive_probabilities(self.network_, X_t, 1024, mask_fn, self.patience, self.exit_threshold)
 
-    def _engine_request(self, devices: list[torch.device], n_blocks: int, auto: bool) -> EngineRequest:
-        return EngineRequest.check(devices, n_blocks, self.placement, self.engine, auto, self.schedule)
+    def _engine_request(self, grid: list[list[torch.device]], n_blocks: int, auto: bool) -> EngineRequest:
+        return EngineRequest.check(
+            [stage[0] for stage in grid],
+            n_blocks,
+            self.placement,
+            self.engine,
+            auto,
+            self.schedule,
+            replica_devices=grid,
+        )
 
     def _check_config(self, external_validation: bool = False) -> FitConfig:
         weights = tuple(self.loss_weights)

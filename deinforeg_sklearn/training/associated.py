@@ -19,6 +19,7 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.training.protocols import Activation
+from deinforeg_sklearn.training.replicas import global_batch
 from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import MakeTrainer
 
@@ -71,8 +72,12 @@ class AssociatedBlock(nn.Module):
             x, t_prev = h
         f_out = self.encoder(x.detach(), mask)
         t = self.g(t_prev.detach())
-        bridge = F.mse_loss(self.bridge(self.encoder.features(f_out, mask)).float(), t.detach().float())
-        reconstruction = F.mse_loss(self.inverse(t).float(), t_prev.detach().float())
+        # with replicas: the means over the whole batch (training/replicas.py)
+        bridged, target, rebuilt, previous = global_batch(
+            self.bridge(self.encoder.features(f_out, mask)), t.detach(), self.inverse(t), t_prev.detach()
+        )
+        bridge = F.mse_loss(bridged.float(), target.float())
+        reconstruction = F.mse_loss(rebuilt.float(), previous.float())
         loss = bridge + reconstruction
         # no correct count: a block alone cannot predict, only the whole chain of inverses can
         terms = {"bridge": bridge.detach(), "reconstruction": reconstruction.detach(), "loss": loss.detach()}

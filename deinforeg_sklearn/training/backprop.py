@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
+from deinforeg_sklearn.training.replicas import global_batch
 from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import MakeTrainer
 
@@ -57,7 +58,8 @@ class BackpropNetwork(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(x, mask)
-        loss = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
+        logits_all, y_all = global_batch(logits, y)  # with replicas: the whole batch's mean
+        loss = F.cross_entropy(logits_all.float(), y_all)  # float32 under mixed precision
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
         return logits, loss, StepStats({"cross_entropy": loss.detach(), "loss": loss.detach()}, correct)

@@ -16,6 +16,7 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import supervised_contrastive_loss
+from deinforeg_sklearn.training.replicas import global_batch
 from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import MakeTrainer
 
@@ -49,9 +50,9 @@ class ContrastiveBlock(nn.Module):
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         h_out = self.encoder(h.detach(), mask)
-        loss = supervised_contrastive_loss(
-            self.projector(self.encoder.features(h_out, mask)), y, self.temperature
-        )
+        z = self.projector(self.encoder.features(h_out, mask))
+        z_all, y_all = global_batch(z, y)  # with replicas: the contrast over the whole batch
+        loss = supervised_contrastive_loss(z_all, y_all, self.temperature)
         # no classifier of its own: no correct count
         return h_out, loss, StepStats(_scpl_terms(loss, loss * 0.0, loss))
 
@@ -81,7 +82,8 @@ class ContrastiveHead(nn.Module):
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, StepStats]:
         logits = self(h.detach(), mask)
-        loss = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
+        logits_all, y_all = global_batch(logits, y)  # with replicas: the whole batch's mean
+        loss = F.cross_entropy(logits_all.float(), y_all)  # float32 under mixed precision
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum().to(loss.dtype)
         return logits, loss, StepStats(_scpl_terms(loss * 0.0, loss, loss), correct)

@@ -10,6 +10,7 @@ from torch import nn
 
 from deinforeg_sklearn.blocks.base import Encoder
 from deinforeg_sklearn.losses import info_regularization_loss
+from deinforeg_sklearn.training.replicas import global_batch
 from deinforeg_sklearn.training.stats import StepStats
 from deinforeg_sklearn.training.step import LossConfig, MakeTrainer
 
@@ -51,14 +52,19 @@ class LocalBlock(nn.Module):
     def block_loss(
         self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Forward one batch: ``(h_out, loss, parts, logits)``, with ``h_out`` still attached."""
+        """Forward one batch: ``(h_out, loss, parts, logits)``, with ``h_out`` still attached.
+
+        ``logits`` are this replica's rows; the loss is that of the global batch.
+        """
         h_out = self.encoder(h.detach(), mask)
         z = self.projector(self.encoder.features(h_out, mask))
         logits = self.classifier(z)
+        # with data-parallel replicas, the loss of the whole batch (training/replicas.py)
+        z_all, logits_all, y_all = global_batch(z, logits, y)
         local, parts = info_regularization_loss(
-            z, y, self.config.n_classes, self.config.weights, return_parts=True
+            z_all, y_all, self.config.n_classes, self.config.weights, return_parts=True
         )
-        ce = F.cross_entropy(logits.float(), y)  # float32 under mixed precision
+        ce = F.cross_entropy(logits_all.float(), y_all)  # float32 under mixed precision
         parts["cross_entropy"] = ce
         return h_out, local + self.config.alpha * ce, parts, logits
 

@@ -79,6 +79,16 @@ class EpochStats:
         for u, (names, terms, correct) in part.items():
             self._names[u], self._terms[u], self._correct[u] = names, terms, correct
 
+    def accumulate(self, part: dict[int, ExportedSums]) -> None:
+        """Add the sums that a replica of the same units exported (data-parallel replicas)."""
+        for u, (names, terms, correct) in part.items():
+            if self._terms[u] is None:
+                self._names[u], self._terms[u], self._correct[u] = names, terms, correct
+                continue
+            _, mine, my_correct = self._host(u)
+            self._terms[u] = mine + terms
+            self._correct[u] = None if correct is None else (my_correct or 0.0) + correct
+
     def means(self, n_rows: int) -> list[UnitEpochStats]:
         """Epoch means of every unit over ``n_rows`` training rows."""
         out = []
