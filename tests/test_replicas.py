@@ -87,7 +87,7 @@ def test_what_replicas_cannot_run_with_is_refused_before_any_work(kw, match, par
 
 def test_one_stage_estimators_take_replicas_but_not_stages(part):
     X, y = part
-    with pytest.raises(ValueError, match="trains as one stage"):
+    with pytest.raises(ValueError, match="trains on one device"):
         BackpropClassifier(devices=[["cpu"], ["cpu"]]).fit(X, y)
 
 
@@ -249,3 +249,29 @@ def test_a_replica_process_receives_no_copy_of_X(part, tmp_path):
     torch.testing.assert_close(
         mapped.batch(index, torch.device("cpu")), rows.batch(index, torch.device("cpu"))
     )
+
+
+def test_two_replicas_under_torchrun(tmp_path, one_thread):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    job = os.path.join(os.path.dirname(__file__), "torchrun_job.py")
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    subprocess.run(
+        [*run, job, str(tmp_path), "replicas"], check=True, env=env, timeout=240, capture_output=True
+    )
+    from tests.torchrun_job import REPLICA_PARAMS, data
+
+    X, y = data()
+    expected = DeInfoRegClassifier(**REPLICA_PARAMS).fit(X, y).predict_proba(X)
+    for rank in (0, 1):  # every rank holds the one model
+        np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), expected, atol=1e-5)
+    assert (tmp_path / "hooks-rank0.txt").read_text().split("\n") == [
+        "begin",
+        "epoch 1",
+        "epoch 2",
+        "end",
+        "",
+    ]
+    assert not (tmp_path / "hooks-rank1.txt").exists()

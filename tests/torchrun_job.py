@@ -1,6 +1,8 @@
 """One rank of a 2-process pipeline launched by torchrun (used by tests/test_pipeline.py).
 
 Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/torchrun_job.py OUT_DIR
+[replicas]. With "replicas", the two ranks are data-parallel replicas of one stage
+(``devices=[["cpu", "cpu"]]``, SGD: see tests/test_replicas.py) instead of two pipeline stages.
 Every rank fits on the same data and saves its predict_proba to OUT_DIR/rank<R>.npy; the fit
 keeps a checkpoint in OUT_DIR/checkpoint (written by rank 0 alone), and a callback writes each
 hook it runs to OUT_DIR/hooks-rank<R>.txt (rank 0 alone runs them).
@@ -44,15 +46,17 @@ def data():
 
 
 PARAMS = {"blocks": [Dense(8), Dense(8), Dense(8)], "max_iter": 2, "batch_size": 32, "random_state": 0}
+REPLICA_PARAMS = dict(PARAMS, optimizer="sgd")
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     X, y = data()
+    replicas = sys.argv[2:] == ["replicas"]
     est = DeInfoRegClassifier(
-        devices=["cpu", "cpu"],
+        devices=[["cpu", "cpu"]] if replicas else ["cpu", "cpu"],
         engine="processes",
         checkpoint=os.path.join(sys.argv[1], "checkpoint"),
         callbacks=[HookFile(sys.argv[1])],
-        **PARAMS,
+        **(REPLICA_PARAMS if replicas else PARAMS),
     ).fit(X, y)
     np.save(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.npy"), est.predict_proba(X))

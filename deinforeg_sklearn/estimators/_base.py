@@ -157,10 +157,10 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, Cl
             grid = [list(EngineRequest.check([], n_blocks, auto=True).devices[:1])]
         if len(grid) > 1:
             raise ValueError(
-                f"devices={self.devices!r} names {len(grid)} pipeline stages, but "
-                f"{type(self).__name__} trains as one stage: pass a single device "
-                "(e.g. 'cpu' or 'cuda:0'), or one list of data-parallel replicas (e.g. "
-                "[['cpu', 'cpu']]). DeInfoRegClassifier can pipeline over several."
+                f"devices={self.devices!r} names {len(grid)} devices, but "
+                f"{type(self).__name__} trains on one device (or on data-parallel replicas of "
+                "one stage): pass a single device (e.g. 'cpu' or 'cuda:0'), or one list of "
+                "replicas (e.g. [['cpu', 'cpu']]). DeInfoRegClassifier can pipeline over several."
             )
         return EngineRequest.check(
             [stage[0] for stage in grid], n_blocks, schedule=self.schedule, replica_devices=grid
