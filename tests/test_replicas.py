@@ -132,7 +132,7 @@ def test_two_replicas_train_the_one_device_model(Est, blocks, extra, part, one_t
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])
-def test_one_step_gradient_is_the_global_batch_gradient(kind):
+def test_one_step_gradient_is_the_global_batch_gradient(kind, one_thread):
     # The invariant itself, on one step of one DeInfoReg block with BatchNorm in its encoder
     # and projector: 2 gloo processes with 32 rows each against one process with all 64.
     import torch.multiprocessing as mp
@@ -275,3 +275,45 @@ def test_two_replicas_under_torchrun(tmp_path, one_thread):
         "",
     ]
     assert not (tmp_path / "hooks-rank1.txt").exists()
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_stops_every_replica(part, monkeypatch, one_thread):
+    from deinforeg_sklearn.training import loop as loop_module
+
+    X, y = part
+    params = dict(blocks=[Dense(32), Dense(32)], max_iter=4, optimizer="sgd", random_state=0)
+    real = loop_module.FitLoop._epoch
+
+    def interrupted(self, network, engine, plan, history, reporter):
+        if len(history) + 1 == 3:  # the caller (rank 0) is interrupted before its third epoch
+            raise KeyboardInterrupt
+        return real(self, network, engine, plan, history, reporter)
+
+    monkeypatch.setattr(loop_module.FitLoop, "_epoch", interrupted)
+    with pytest.warns(UserWarning, match="interrupted"):
+        reference = DeInfoRegClassifier(**params).fit(X, y)
+    start = time.monotonic()
+    with pytest.warns(UserWarning, match="interrupted"):
+        kept = DeInfoRegClassifier(**params, devices=[["cpu", "cpu"]]).fit(X, y)
+    assert time.monotonic() - start < 30
+    assert len(kept.history_) == len(reference.history_) == 2
+    assert_same_parameters(reference, kept)
+    assert not stage_processes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("Est", [DeInfoRegClassifier, BackpropClassifier, SCPLClassifier, ALClassifier])
+@pytest.mark.parametrize(
+    "kind, replicas", [("dense", 4), ("conv", 2), ("conv", 4)], ids=["dense-4", "conv-2", "conv-4"]
+)
+def test_every_estimator_with_dense_and_conv_blocks_and_2_or_4_replicas(
+    Est, kind, replicas, part, one_thread
+):
+    X, y = part
+    blocks = [Dense(32), Dense(32)] if kind == "dense" else CONV
+    extra = {} if kind == "dense" else dict(input_shape=(1, 8, 8), validation_fraction=0.0)
+    params = dict(blocks=blocks, max_iter=3, batch_size=64, optimizer="sgd", random_state=0, **extra)
+    reference = Est(**params).fit(X, y)
+    replicated = Est(**params, devices=[["cpu"] * replicas]).fit(X, y)
+    assert_same_parameters(reference, replicated)
+    np.testing.assert_allclose(replicated.predict_proba(X), reference.predict_proba(X), atol=1e-5)

@@ -266,10 +266,13 @@ class ProcessEngine(Engine):
         from torch.distributed.device_mesh import init_device_mesh
 
         nccl = self.data_backend == "nccl"
+        # the replica groups carry every step's gathers and gradient sums: NCCL where the
+        # activations travel over NCCL too (each replica on a GPU of its own), else gloo
         mesh = init_device_mesh(
             "cuda" if nccl else "cpu",
             (len(self.stages), self.replicas),
             mesh_dim_names=("stage", "replica"),
+            backend_override={"stage": "gloo", "replica": "nccl" if nccl else "gloo"},
         )
         self.replica_group = ReplicaGroup(
             mesh.get_group("replica"), self.replicas, self.replica, host_only=not nccl

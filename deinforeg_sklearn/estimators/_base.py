@@ -286,6 +286,11 @@ class BaseDecoupledClassifier(PredictionMixin, PersistenceMixin, ExportMixin, Cl
                 f"lr_schedule={schedule!r} reduces the rate when the validation score stops "
                 "improving: set validation_fraction > 0 (e.g. 0.1), or pass X_val and y_val to fit."
             )
+        if engine.replicas > 1 and self.compile:
+            raise ValueError(
+                "compile=True does not run with data-parallel replicas (devices as a list of "
+                "lists): the gathers of the global batch are not traced. Use compile=False."
+            )
         warmup = getattr(self, "warmup_epochs", 0)
         if warmup >= self.max_iter:
             raise ValueError(

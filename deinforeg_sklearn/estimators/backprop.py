@@ -42,9 +42,11 @@ class BackpropClassifier(BaseDecoupledClassifier):
     <<class_weight>>
     <<checkpoint>>
     <<num_workers>>
-    devices : int, str or torch.device, default=None
+    devices : int, str, torch.device or a list of one list of them, default=None
         Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
-        the CPU (``devices_`` says which).
+        the CPU (``devices_`` says which). One list of devices, e.g. ``[[0, 1]]`` or
+        ``[["cpu", "cpu"]]``: data-parallel replicas over torch.distributed, each training on
+        its share of every batch; the fit equals one device's (docs/distributed.md).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     warm_start : bool, default=False

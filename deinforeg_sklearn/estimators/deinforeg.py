@@ -106,6 +106,11 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         block predicts that the pipeline shortens the fit, else one device. Explicit CPU
         stages under ``engine="auto"`` follow the same probe: stages predicted to be slower
         than one device warn and train on one device. ``devices_`` says what was chosen.
+        A list of lists gives every stage data-parallel replicas (outer = stages, inner = the
+        replicas of that stage, e.g. ``[[0, 1], [2, 3]]`` or ``[["cpu", "cpu"]]``): each
+        replica trains on its share of every batch (``batch_size`` stays the global batch),
+        the local loss runs over the global batch, and the fit equals one device's
+        (docs/distributed.md). Replicas always run as processes.
     placement : list of int, default=None
         Blocks per stage, e.g. ``[1, 3]``; None balances the stages by the measured cost of a
         block step on a probe batch.

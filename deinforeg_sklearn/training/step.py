@@ -18,7 +18,7 @@ from deinforeg_sklearn.optim import RateSchedule, make_optimizer
 from deinforeg_sklearn.optim.schedules import ScheduleSpec
 from deinforeg_sklearn.training.precision import CompiledCall, autocast, loss_scaler
 from deinforeg_sklearn.training.protocols import Activation, TrainableUnit
-from deinforeg_sklearn.training.replicas import reduce_gradients
+from deinforeg_sklearn.training.replicas import active_group, reduce_gradients
 from deinforeg_sklearn.training.stats import StepStats
 
 
@@ -162,7 +162,8 @@ class StepTrainer:
         With data-parallel replicas the gradients are first summed over them
         (``training/replicas.py``), so every replica takes the step of the global batch.
         """
-        reduce_gradients([p for group in self.optimizer.param_groups for p in group["params"]])
+        if active_group() is not None:
+            reduce_gradients([p for group in self.optimizer.param_groups for p in group["params"]])
         scaler = self._active_scaler()
         if scaler is not None:
             # float16: gradients back to their true size (before recording them), and a step
