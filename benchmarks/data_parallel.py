@@ -5,8 +5,16 @@ Rows, per model: one replica (``devices=None``, 1 thread) and two replicas of th
 Throughput is steady state: training rows / median time of epochs 2..N (epoch 1 includes the
 start of the replica processes; validation off). Both fits use the defaults otherwise.
 
-The equality column compares the two fits of each model retrained with ``optimizer="sgd"``
-(see tests/test_replicas.py for why not Adam): the largest relative gap of any state tensor.
+The equality columns retrain each model for 2 epochs with ``optimizer="sgd"`` (see
+tests/test_replicas.py for why not Adam) and give the largest relative gap of any state tensor:
+between 2 replicas and one device, and, as the float32 floor of that model, between two
+one-device fits that differ only in the order of the rows inside each batch (the same
+arithmetic, summed in another order). Both use the sequential schedule on one device, as the
+replicas do.
+
+The last line measures what one synchronisation costs between two processes of 1 thread that
+compute between their all-reduces (gloo, loopback): the floor under every replica step, which
+synchronises twice per BatchNorm layer, once per unit for its loss and once for the gradients.
 
 Models: the conv model of docs/pipeline.md (``reduced-vgg`` of benchmarks/models.py, batch 128,
 3 x 32 x 32 random inputs) and 4 x Dense(256) on 14,336 rows of 64 features (as
@@ -42,6 +50,51 @@ def rate(est, n_rows: int) -> float:
     return n_rows / statistics.median(r["time"] for r in est.history_[1:])
 
 
+def reversed_rows_fit(blocks, X, y, epochs, **kw) -> DeInfoRegClassifier:
+    """One device, with the rows of every batch in reverse order: the same model, other sums."""
+    import deinforeg_sklearn.engines.sequential as sequential
+
+    real = sequential.prepare_batch
+    sequential.prepare_batch = lambda X, y, index, *rest: real(X, y, index[::-1].copy(), *rest)
+    try:
+        return fit(blocks, X, y, None, epochs, **kw)[0]
+    finally:
+        sequential.prepare_batch = real
+
+
+def _latency_rank(rank: int, path: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=2)
+    t, a = torch.zeros(256), torch.randn(256, 256)
+    comm = 0.0
+    for _ in range(200):
+        for _ in range(50):  # about 3 ms of work between two collectives, as in a conv step
+            a @ a[:, :64]
+        start = time.perf_counter()
+        dist.all_reduce(t)
+        comm += time.perf_counter() - start
+    if rank == 0:
+        with open(out, "w") as handle:
+            handle.write(str(comm / 200))
+    dist.destroy_process_group()
+
+
+def collective_cost() -> float:
+    """Seconds one all-reduce takes between 2 busy processes of 1 thread (gloo, loopback)."""
+    import os
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "out")
+        mp.spawn(_latency_rank, args=(os.path.join(folder, "store"), out), nprocs=2)
+        with open(out) as handle:
+            return float(handle.read())
+
+
 def largest_gap(a, b) -> float:
     sa, sb = a.network_.state_dict(), b.network_.state_dict()
     return max(
@@ -67,20 +120,28 @@ def main() -> None:
     )
     models = {
         "conv (reduced VGG), batch 128": (conv_blocks, Xc, yc, dict(input_shape=(3, 32, 32), batch_size=128)),
+        "conv (reduced VGG), batch 256": (conv_blocks, Xc, yc, dict(input_shape=(3, 32, 32), batch_size=256)),
         "4 x Dense(256), default batch_size": ([Dense(256)] * 4, Xd.astype(np.float32), yd, {}),
     }
     print(f"torch {torch.__version__}, 1 torch thread per process, {args.epochs} epochs")
-    print("| model | 1 replica samples/s | 2 replicas samples/s | scaling | fit s (1 / 2) | equality (SGD) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| model | 1 replica samples/s | 2 replicas samples/s | scaling | fit s (1 / 2) "
+        "| gap to one device (SGD) | floor: rows reordered |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, (blocks, X, y, kw) in models.items():
         one, t1 = fit(blocks, X, y, None, args.epochs, **kw)
         two, t2 = fit(blocks, X, y, [["cpu", "cpu"]], args.epochs, **kw)
         r1, r2 = rate(one, len(X)), rate(two, len(X))
-        sgd = dict(kw, optimizer="sgd")
-        gap = largest_gap(
-            fit(blocks, X, y, None, 2, **sgd)[0], fit(blocks, X, y, [["cpu", "cpu"]], 2, **sgd)[0]
+        sgd = dict(kw, optimizer="sgd", schedule="sequential")
+        reference = fit(blocks, X, y, None, 2, **sgd)[0]
+        gap = largest_gap(reference, fit(blocks, X, y, [["cpu", "cpu"]], 2, **sgd)[0])
+        floor = largest_gap(reference, reversed_rows_fit(blocks, X, y, 2, **sgd))
+        print(
+            f"| {name} | {r1:.0f} | {r2:.0f} | {r2 / r1:.2f}x | {t1:.1f} / {t2:.1f} "
+            f"| {gap:.1e} | {floor:.1e} |"
         )
-        print(f"| {name} | {r1:.0f} | {r2:.0f} | {r2 / r1:.2f}x | {t1:.1f} / {t2:.1f} | {gap:.1e} |")
+    print(f"one all-reduce between 2 busy 1-thread processes: {collective_cost() * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 from deinforeg_sklearn.training.plan import Augment
 from deinforeg_sklearn.training.protocols import Activation
+from deinforeg_sklearn.training.replicas import active_group
 from deinforeg_sklearn.training.stats import EpochStats, UnitEpochStats
 from deinforeg_sklearn.training.step import NonFiniteLoss, StepTrainer, step_jointly
 
@@ -226,7 +227,10 @@ def step_units(
         When a unit's loss is not finite, naming the block and the (1-based) epoch.
     """
     stage = [trainers[u] for u in units]
-    if len(stage) > 1 and all(trainer.steps_per_stage() for trainer in stage):
+    # data-parallel replicas always share one backward and one gradient sum: each collective
+    # costs a fixed latency, and the joint step moves the weights as per-unit steps do
+    joint = all(trainer.steps_per_stage() for trainer in stage) or active_group() is not None
+    if len(stage) > 1 and joint:
         try:
             h, steps = step_jointly(stage, h, y, mask)
         except NonFiniteLoss as exc:

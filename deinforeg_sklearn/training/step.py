@@ -156,13 +156,14 @@ class StepTrainer:
             self._compiled = CompiledCall(self.unit.step_loss, f"the step of {type(self.unit).__name__}")
         return self._compiled
 
-    def update(self) -> None:
+    def update(self, reduce: bool = True) -> None:
         """Second half of :meth:`step`, after the backward: the optimiser step.
 
         With data-parallel replicas the gradients are first summed over them
-        (``training/replicas.py``), so every replica takes the step of the global batch.
+        (``training/replicas.py``), so every replica takes the step of the global batch;
+        ``reduce=False``: the caller has summed them already (:func:`step_jointly`).
         """
-        if active_group() is not None:
+        if reduce and active_group() is not None:
             reduce_gradients([p for group in self.optimizer.param_groups for p in group["params"]])
         scaler = self._active_scaler()
         if scaler is not None:
@@ -248,8 +249,11 @@ def step_jointly(
         stats.append(step_stats)
         h = detached(h_out)
     torch.stack([t.scaled(loss) for t, loss in zip(trainers, losses, strict=True)]).sum().backward()
+    # with data-parallel replicas, one gradient sum for every unit (one collective, not one each)
+    if active_group() is not None:
+        reduce_gradients([p for t in trainers for group in t.optimizer.param_groups for p in group["params"]])
     for trainer in trainers:
-        trainer.update()
+        trainer.update(reduce=False)
     return h, stats
 
 
