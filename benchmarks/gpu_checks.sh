@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one run, for a machine with one CUDA GPU. Logs and result pages go to $OUT
 # (or ./gpu-logs). Name sections to run only those (default: all, about 10 minutes on an H100):
-#   tests       the CUDA tests, and the pipeline tests with a GPU present (about 3 minutes)
+#   tests       the CUDA tests (two replicas on one GPU included), and the pipeline and replica
+#               tests with a GPU present (about 4 minutes)
 #   nccl        a probe of the NCCL data path forced onto one GPU
 #   memory      GPU memory per method, Table 8 (about 2 minutes): VADER LSTM when ./gpu-data holds
 #               an offline copy (python benchmarks/text_sentiment.py --offline-copy gpu-data, made
@@ -29,8 +30,8 @@ python3 -c "import torch, sklearn; print('torch', torch.__version__, 'sklearn', 
 
 tests() {
   echo "== CUDA tests, and the pipeline tests with a GPU present"
-  timeout 300 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_pipeline.py \
-    tests/test_input_errors.py 2>&1 | tee "$out/tests.log" | tail -25
+  timeout 420 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_pipeline.py \
+    tests/test_input_errors.py tests/test_replicas.py 2>&1 | tee "$out/tests.log" | tail -25
 }
 
 nccl() {

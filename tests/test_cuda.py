@@ -273,3 +273,24 @@ def test_auto_schedule_stays_sequential_on_a_gpu(images, monkeypatch):
     monkeypatch.setattr(FitLoop, "run", recording)
     fit(*images)
     assert seen == [SequentialEngine]
+
+
+def test_two_replicas_on_one_gpu_train_the_one_gpu_model(digits):
+    # Two ranks on one GPU: NCCL refuses that, so the replicas gather and sum through host
+    # memory over gloo (docs/distributed.md); SGD, as in tests/test_replicas.py.
+    X, y = digits
+    kw = {
+        "blocks": [Dense(32), Dense(32)],
+        "max_iter": 3,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "random_state": 0,
+    }
+    one = DeInfoRegClassifier(devices="cuda:0", **kw).fit(X[:512], y[:512])
+    two = DeInfoRegClassifier(devices=[["cuda:0", "cuda:0"]], **kw).fit(X[:512], y[:512])
+    assert {p.device.type for p in two.network_.parameters()} == {"cuda"}
+    for (name, a), b in zip(
+        one.network_.state_dict().items(), two.network_.state_dict().values(), strict=True
+    ):
+        if a.is_floating_point():
+            assert float((a - b).norm() / a.norm().clamp_min(1e-12)) < 1e-4, name

@@ -155,6 +155,7 @@ def test_one_step_gradient_is_the_global_batch_gradient(kind, one_thread):
         assert gap < 1e-5, f"{name}: {gap:.2e}"
 
 
+@pytest.mark.slow
 def test_four_replicas_with_batches_that_do_not_divide(part, one_thread):
     X, y = part
     # 360 rows in batches of 50: shards of 13 + 13 + 12 + 12, and a last batch of 10 (3+3+2+2)
@@ -164,6 +165,7 @@ def test_four_replicas_with_batches_that_do_not_divide(part, one_thread):
     assert_same_parameters(reference, replicated)
 
 
+@pytest.mark.slow
 def test_two_stages_of_two_replicas(part, one_thread):
     X, y = part
     params = dict(blocks=[Dense(32), Dense(32), Dense(32)], max_iter=3, optimizer="sgd", random_state=0)
@@ -173,6 +175,7 @@ def test_two_stages_of_two_replicas(part, one_thread):
     assert grid.stage_sizes_ == [2, 1]
 
 
+@pytest.mark.slow
 def test_adam_without_batch_norm_agrees_on_every_parameter(part, one_thread):
     X, y = part
     blocks = [Dense(32, batch_norm=False), Dense(32, batch_norm=False)]
@@ -182,6 +185,7 @@ def test_adam_without_batch_norm_agrees_on_every_parameter(part, one_thread):
     assert_same_parameters(reference, replicated, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_validation_and_early_stopping_take_one_decision(part, one_thread):
     X, y = part
     params = dict(
@@ -317,3 +321,36 @@ def test_every_estimator_with_dense_and_conv_blocks_and_2_or_4_replicas(
     replicated = Est(**params, devices=[["cpu"] * replicas]).fit(X, y)
     assert_same_parameters(reference, replicated)
     np.testing.assert_allclose(replicated.predict_proba(X), reference.predict_proba(X), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_dropout_draws_a_reproducible_stream_per_replica(part, one_thread):
+    from tests.stage_helpers import dropout_block
+
+    X, y = part
+    params = dict(blocks=[dropout_block, Dense(16)], max_iter=2, random_state=0, devices=[["cpu", "cpu"]])
+    first = DeInfoRegClassifier(**params).fit(X, y)
+    again = DeInfoRegClassifier(**params).fit(X, y)
+    for (name, a), b in zip(
+        first.network_.state_dict().items(), again.network_.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    # the replicas draw their own masks: not the one-device fit, which draws one stream
+    one_device = DeInfoRegClassifier(**{**params, "devices": None}).fit(X, y)
+    assert not np.allclose(one_device.predict_proba(X), first.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_replicas_resumes_on_four(part, tmp_path, monkeypatch, one_thread):
+    from tests.test_checkpoint import _crash_in_epoch
+
+    X, y = part
+    params = dict(blocks=[Dense(32), Dense(32)], max_iter=4, optimizer="sgd", random_state=0)
+    uninterrupted = DeInfoRegClassifier(**params, devices=[["cpu", "cpu"]]).fit(X, y)
+    with monkeypatch.context() as patch:
+        _crash_in_epoch(patch, 3)
+        with pytest.raises(RuntimeError):
+            DeInfoRegClassifier(**params, devices=[["cpu", "cpu"]], checkpoint=tmp_path).fit(X, y)
+    resumed = DeInfoRegClassifier(**params, devices=[["cpu"] * 4], checkpoint=tmp_path).fit(X, y)
+    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
+    assert_same_parameters(uninterrupted, resumed)
