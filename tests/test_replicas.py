@@ -354,3 +354,23 @@ def test_a_checkpoint_of_two_replicas_resumes_on_four(part, tmp_path, monkeypatc
     resumed = DeInfoRegClassifier(**params, devices=[["cpu"] * 4], checkpoint=tmp_path).fit(X, y)
     assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
     assert_same_parameters(uninterrupted, resumed)
+
+
+def test_a_memory_mapped_X_is_mapped_by_the_replicas_not_copied(tmp_path):
+    from deinforeg_sklearn.data.inputs import to_rows
+    from deinforeg_sklearn.data.mapped import MappedRows, mapped_rows
+
+    path = tmp_path / "X.npy"
+    np.save(path, np.random.RandomState(0).rand(300, 12).astype(np.float32))
+    X = np.load(path, mmap_mode="r")  # a memmap with a header before the rows
+    for view in (X, X[100:]):  # the whole map, and rows of it
+        rows = to_rows(np.asarray(view), (3, 4))
+        folder = tmp_path / f"fit-{len(view)}"
+        folder.mkdir()
+        mapped = mapped_rows(rows, str(folder))
+        assert isinstance(mapped, MappedRows) and mapped.path == str(path)
+        assert not list(folder.iterdir())  # nothing written
+        index = np.array([0, 5, len(view) - 1])
+        torch.testing.assert_close(
+            mapped.batch(index, torch.device("cpu")), rows.batch(index, torch.device("cpu"))
+        )

@@ -63,10 +63,19 @@ class Rows:
         Multiplies every converted batch (e.g. 1/255 for 0-255 images); None: no scaling.
     tokens : bool
         The rows are token ids: no conversion and no scaling.
+    backing : (str, int) or None
+        The file and byte offset of the rows when X is a memory map (other processes then map
+        the same file: ``data/mapped.py``); None for rows in memory.
     """
 
-    def __init__(self, data: torch.Tensor, scale: float | None = None, tokens: bool = False) -> None:
-        self.data, self.scale, self.tokens = data, scale, tokens
+    def __init__(
+        self,
+        data: torch.Tensor,
+        scale: float | None = None,
+        tokens: bool = False,
+        backing: tuple[str, int] | None = None,
+    ) -> None:
+        self.data, self.scale, self.tokens, self.backing = data, scale, tokens, backing
 
     @property
     def shape(self) -> torch.Size:
@@ -124,11 +133,13 @@ def to_rows(
         return X.rows(shape, scale, tokens, num_workers)
     if is_sparse(X):
         return SparseRows(X, shape, scale)
+    from deinforeg_sklearn.data.mapped import file_backing
+
     X = np.ascontiguousarray(X)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
         data = torch.from_numpy(X.reshape((len(X), *shape)))
-    return Rows(data, scale, tokens)
+    return Rows(data, scale, tokens, file_backing(X))
 
 
 def token_mask(x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ its shards; the operating system's page cache shares the pages between processes
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
 
@@ -28,26 +29,37 @@ class MappedRows(Rows):
     Parameters
     ----------
     path : str
-        The file, written by :func:`mapped_rows`.
+        The file: written by :func:`mapped_rows`, or the user's own memory map.
     dtype : str
         numpy dtype of the stored values.
     shape : tuple of int
         ``(n_rows, *sample_shape)``.
     scale, tokens
         As for :class:`~deinforeg_sklearn.data.inputs.Rows`.
+    offset : int
+        Where the rows start in the file, in bytes.
     """
 
     def __init__(
-        self, path: str, dtype: str, shape: tuple[int, ...], scale: float | None, tokens: bool
+        self,
+        path: str,
+        dtype: str,
+        shape: tuple[int, ...],
+        scale: float | None,
+        tokens: bool,
+        offset: int = 0,
     ) -> None:
-        self.path, self.numpy_dtype, self.stored_shape = path, dtype, tuple(shape)
-        array = np.memmap(path, dtype=np.dtype(dtype), mode="r", shape=self.stored_shape)
+        self.path, self.numpy_dtype, self.stored_shape, self.offset = path, dtype, tuple(shape), offset
+        array = np.memmap(path, dtype=np.dtype(dtype), mode="r", shape=self.stored_shape, offset=offset)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
-            super().__init__(torch.from_numpy(array), scale, tokens)
+            super().__init__(torch.from_numpy(array), scale, tokens, (path, offset))
 
     def __reduce__(self):
-        return (MappedRows, (self.path, self.numpy_dtype, self.stored_shape, self.scale, self.tokens))
+        return (
+            MappedRows,
+            (self.path, self.numpy_dtype, self.stored_shape, self.scale, self.tokens, self.offset),
+        )
 
 
 class MappedSparseRows(SparseRows):
@@ -82,7 +94,28 @@ def mapped_rows(rows: RowSource, folder: str) -> RowSource:
         for part in ("data", "indices", "indptr"):
             np.save(f"{prefix}.{part}.npy", np.ascontiguousarray(getattr(matrix, part)))
         return MappedSparseRows(prefix, matrix.shape[1], rows.sample_shape, rows.scale)
-    path = os.path.join(folder, "X.raw")
     array = rows.data.numpy()
+    if rows.backing is not None:  # X is a memory map already: the replicas map the same file
+        path, offset = rows.backing
+        return MappedRows(path, array.dtype.str, tuple(array.shape), rows.scale, rows.tokens, offset)
+    path = os.path.join(folder, "X.raw")
     np.ascontiguousarray(array).tofile(path)
     return MappedRows(path, array.dtype.str, tuple(array.shape), rows.scale, rows.tokens)
+
+
+def file_backing(array: np.ndarray) -> tuple[str, int] | None:
+    """The file and byte offset of ``array``'s values when it is a C-contiguous view of a
+    ``numpy.memmap`` (a whole map, or rows of one); None otherwise.
+
+    Why walk the bases: ``validate_data``, ``reshape`` and ``torch.from_numpy`` hand on views
+    whose own type is a plain ndarray; the memmap that knows the file is further down.
+    """
+    if not array.flags.c_contiguous:
+        return None
+    base = array
+    while base is not None and not (isinstance(base, np.memmap) and isinstance(base.base, mmap.mmap)):
+        base = base.base if isinstance(base, np.ndarray) else None
+    if base is None or base.filename is None:
+        return None
+    start = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return str(base.filename), int(base.offset) + int(start)
