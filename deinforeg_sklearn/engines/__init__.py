@@ -1,7 +1,8 @@
 """Schedules that drive a network's step trainers over the batches of an epoch.
 
 ``sequential``: one device, unit after unit. ``threads``: one thread per stage in this
-process. ``processes``: one process per stage over torch.distributed. ``setup`` is the one
+process. ``processes``: one process per stage (or per stage x data-parallel replica) over
+torch.distributed. ``setup`` is the one
 entry point the estimators use: it measures, places, chooses and starts the engine of a fit.
 """
 

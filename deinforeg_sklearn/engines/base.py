@@ -140,7 +140,8 @@ class Engine:
         """Train every unit on every batch; the epoch means of each unit's stats.
 
         ``batches`` holds row indices of ``X`` and ``y`` (each batch is gathered on its own, so
-        no epoch-sized copy of X is made). Under the process engine only rank 0 reads X.
+        no epoch-sized copy of X is made). Under the process engine only the first stage reads X
+        (each of its data-parallel replicas its own rows of every batch).
         """
         raise NotImplementedError
 

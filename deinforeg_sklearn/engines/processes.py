@@ -1,4 +1,4 @@
-"""Pipeline engine with one process per stage over torch.distributed.
+"""Pipeline engine with one process per stage (or per stage x replica) over torch.distributed.
 
 Every rank runs the same epoch loop (SPMD), stage r on rank r:
 
