@@ -2,8 +2,8 @@
 
 ``sequential``: one device, unit after unit. ``threads``: one thread per stage in this
 process. ``processes``: one process per stage (or per stage x data-parallel replica) over
-torch.distributed. ``setup`` is the one
-entry point the estimators use: it measures, places, chooses and starts the engine of a fit.
+torch.distributed. ``setup`` is the one entry point the estimators use: it measures, places,
+chooses and starts the engine of a fit.
 """
 
 from __future__ import annotations
