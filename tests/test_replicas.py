@@ -204,7 +204,12 @@ def test_validation_and_early_stopping_take_one_decision(part, one_thread):
     assert_same_parameters(reference, replicated)
 
 
-def test_a_checkpoint_of_two_replicas_resumes_on_one_device(part, tmp_path, monkeypatch, one_thread):
+@pytest.mark.parametrize(
+    "resume_on",
+    [None, pytest.param([["cpu"] * 4], marks=pytest.mark.slow)],
+    ids=["one-device", "four-replicas"],
+)
+def test_a_checkpoint_of_two_replicas_resumes_elsewhere(resume_on, part, tmp_path, monkeypatch, one_thread):
     from tests.test_checkpoint import _crash_in_epoch
 
     X, y = part
@@ -216,7 +221,7 @@ def test_a_checkpoint_of_two_replicas_resumes_on_one_device(part, tmp_path, monk
         with pytest.raises(RuntimeError):
             crashed.fit(X, y)
     assert not hasattr(crashed, "network_")
-    resumed = DeInfoRegClassifier(**params, checkpoint=tmp_path).fit(X, y)
+    resumed = DeInfoRegClassifier(**params, devices=resume_on, checkpoint=tmp_path).fit(X, y)
     assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
     assert_same_parameters(uninterrupted, resumed)
 
@@ -338,22 +343,6 @@ def test_dropout_draws_a_reproducible_stream_per_replica(part, one_thread):
     # the replicas draw their own masks: not the one-device fit, which draws one stream
     one_device = DeInfoRegClassifier(**{**params, "devices": None}).fit(X, y)
     assert not np.allclose(one_device.predict_proba(X), first.predict_proba(X), atol=1e-6)
-
-
-@pytest.mark.slow
-def test_a_checkpoint_of_two_replicas_resumes_on_four(part, tmp_path, monkeypatch, one_thread):
-    from tests.test_checkpoint import _crash_in_epoch
-
-    X, y = part
-    params = dict(blocks=[Dense(32), Dense(32)], max_iter=4, optimizer="sgd", random_state=0)
-    uninterrupted = DeInfoRegClassifier(**params, devices=[["cpu", "cpu"]]).fit(X, y)
-    with monkeypatch.context() as patch:
-        _crash_in_epoch(patch, 3)
-        with pytest.raises(RuntimeError):
-            DeInfoRegClassifier(**params, devices=[["cpu", "cpu"]], checkpoint=tmp_path).fit(X, y)
-    resumed = DeInfoRegClassifier(**params, devices=[["cpu"] * 4], checkpoint=tmp_path).fit(X, y)
-    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
-    assert_same_parameters(uninterrupted, resumed)
 
 
 def test_a_memory_mapped_X_is_mapped_by_the_replicas_not_copied(tmp_path):
