@@ -5,6 +5,11 @@ Rows, per model: one replica (``devices=None``, 1 thread) and two replicas of th
 Throughput is steady state: training rows / median time of epochs 2..N (epoch 1 includes the
 start of the replica processes; validation off). Both fits use the defaults otherwise.
 
+"probe warned": whether the 2-replica fit warned that a probe predicts it slower than one
+device (the caller runs 1 thread, so that one device has 1 thread too). The column "one
+device, N threads" is what ``devices=None`` gets with all of torch's threads (N: a fresh
+process's default), the fit a user of this machine would otherwise run.
+
 The equality columns retrain each model for 2 epochs with ``optimizer="sgd"`` (see
 tests/test_replicas.py for why not Adam) and give the largest relative gap of any state tensor:
 between 2 replicas and one device, and, as the float32 floor of that model, between two
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -36,14 +42,27 @@ from sklearn.datasets import make_classification
 from deinforeg_sklearn import DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Dense
 
+#: torch's threads in a fresh process (all cores): what a fit with devices=None gets by default
+DEFAULT_THREADS = torch.get_num_threads()
 
-def fit(blocks, X, y, devices, epochs, **kw) -> tuple[DeInfoRegClassifier, float]:
-    torch.set_num_threads(1)  # one replica: 1 thread; two replicas: 1 thread in each process
+
+def fit(blocks, X, y, devices, epochs, threads=1, **kw) -> tuple[DeInfoRegClassifier, float]:
+    """One fit; ``threads`` 1: one replica on 1 thread, or replicas of 1 thread each."""
+    torch.set_num_threads(threads)
     start = time.perf_counter()
     est = DeInfoRegClassifier(
         blocks=blocks, max_iter=epochs, validation_fraction=0, random_state=0, devices=devices, **kw
     ).fit(X, y)
     return est, time.perf_counter() - start
+
+
+def replicas_fit(blocks, X, y, epochs, **kw) -> tuple[DeInfoRegClassifier, float, bool]:
+    """Two replicas of 1 thread each, and whether the probe warned that they do not pay
+    (against one device on the caller's 1 thread)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est, seconds = fit(blocks, X, y, [["cpu", "cpu"]], epochs, **kw)
+    return est, seconds, any("data-parallel replicas on the CPU" in str(w.message) for w in caught)
 
 
 def rate(est, n_rows: int) -> float:
@@ -126,12 +145,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, 1 torch thread per process, {args.epochs} epochs")
     print(
         "| model | 1 replica samples/s | 2 replicas samples/s | scaling | fit s (1 / 2) "
+        f"| probe warned | one device, {DEFAULT_THREADS} threads: samples/s "
         "| gap to one device (SGD) | floor: rows reordered |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, (blocks, X, y, kw) in models.items():
         one, t1 = fit(blocks, X, y, None, args.epochs, **kw)
-        two, t2 = fit(blocks, X, y, [["cpu", "cpu"]], args.epochs, **kw)
+        two, t2, warned = replicas_fit(blocks, X, y, args.epochs, **kw)
+        full = fit(blocks, X, y, None, args.epochs, threads=DEFAULT_THREADS, **kw)[0]
         r1, r2 = rate(one, len(X)), rate(two, len(X))
         sgd = dict(kw, optimizer="sgd", schedule="sequential")
         reference = fit(blocks, X, y, None, 2, **sgd)[0]
@@ -139,7 +160,7 @@ def main() -> None:
         floor = largest_gap(reference, reversed_rows_fit(blocks, X, y, 2, **sgd))
         print(
             f"| {name} | {r1:.0f} | {r2:.0f} | {r2 / r1:.2f}x | {t1:.1f} / {t2:.1f} "
-            f"| {gap:.1e} | {floor:.1e} |"
+            f"| {'yes' if warned else 'no'} | {rate(full, len(X)):.0f} | {gap:.1e} | {floor:.1e} |"
         )
     print(f"one all-reduce between 2 busy 1-thread processes: {collective_cost() * 1e3:.2f} ms")
 

@@ -24,8 +24,10 @@ import torch
 from deinforeg_sklearn import ALClassifier, BackpropClassifier, DeInfoRegClassifier, SCPLClassifier
 from deinforeg_sklearn.blocks import Conv, Dense
 from deinforeg_sklearn.devices import resolve_device_grid
+from deinforeg_sklearn.engines.choice import REPLICA_SYNC_S, cpu_replicas_seconds
 from deinforeg_sklearn.engines.launch import StageProcessError
-from deinforeg_sklearn.training.replicas import shard, shard_sizes
+from deinforeg_sklearn.engines.probe import probes_cpu_replicas
+from deinforeg_sklearn.training.replicas import shard, shard_sizes, synchronisations_per_step
 from tests.stage_helpers import killed_in_rank_1, raise_in_rank_1, stage_processes
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -91,6 +93,36 @@ def test_one_stage_estimators_take_replicas_but_not_stages(part):
         BackpropClassifier(devices=[["cpu"], ["cpu"]]).fit(X, y)
 
 
+def test_synchronisations_per_step_count_batch_norms_losses_and_the_gradient_sum():
+    units = [torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)), torch.nn.Linear(4, 2)]
+    assert synchronisations_per_step(units) == 2 * 1 + 2 + 1
+    assert synchronisations_per_step([torch.nn.Conv2d(1, 1, 3)]) == 0 + 1 + 1
+
+
+def test_cpu_replicas_pay_when_steps_are_long_against_their_synchronisations():
+    # the conv model of benchmarks/data_parallel.py, per unit and batch: 80 ms on one device,
+    # 45 ms on a replica's half; 23 synchronisations of 1.5 ms per batch
+    replicated, one = cpu_replicas_seconds([0.08] * 4, [0.045] * 4, [23], [4], batches=100, epochs=10)
+    assert replicated == pytest.approx((0.18 + 23 * REPLICA_SYNC_S) * 1000 + 3.0)
+    assert replicated < one == pytest.approx(320.0)
+    # 4 x Dense(256): 3 ms per unit on one device, 21 synchronisations: the waits dominate
+    replicated, one = cpu_replicas_seconds([0.003] * 4, [0.0025] * 4, [21], [4], batches=100, epochs=10)
+    assert replicated > one
+    # two stages of replicas pipeline: the slower stage sets the pace, plus the hand-over
+    replicated, _ = cpu_replicas_seconds([0.08] * 4, [0.045] * 4, [12, 12], [2, 2], batches=100, epochs=1)
+    slowest = 0.09 + 12 * REPLICA_SYNC_S
+    assert replicated == pytest.approx((slowest + 0.0025) * 100 + slowest + 3.0)
+
+
+def test_only_replicas_this_fit_launches_on_the_cpu_are_probed(monkeypatch):
+    cpu = torch.device("cpu")
+    assert probes_cpu_replicas([[cpu, cpu]])
+    assert not probes_cpu_replicas([[torch.device("cuda", 0), torch.device("cuda", 1)]])
+    for name, value in dict(RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="1").items():
+        monkeypatch.setenv(name, value)
+    assert not probes_cpu_replicas([[cpu, cpu]])  # torchrun's ranks: the user laid them out
+
+
 CONV = [Conv([8]), Conv([8, "M"])]
 
 
@@ -112,7 +144,9 @@ def test_two_replicas_train_the_one_device_model(Est, blocks, extra, part, one_t
     X, y = part
     params = dict(blocks=blocks, max_iter=3, batch_size=64, optimizer="sgd", random_state=0, **extra)
     reference = Est(**params).fit(X, y)
-    replicated = Est(**params, devices=[["cpu", "cpu"]]).fit(X, y)
+    # so small a fit is shorter on one device: the probe says so, and the replicas run as asked
+    with pytest.warns(UserWarning, match="predicts .* s with them against .* s on one device"):
+        replicated = Est(**params, devices=[["cpu", "cpu"]]).fit(X, y)
     assert_same_parameters(reference, replicated)
     np.testing.assert_allclose(replicated.predict_proba(X), reference.predict_proba(X), atol=1e-5)
     # one report: the history holds the epochs once, with the loss of the global batches

@@ -136,3 +136,51 @@ def cpu_pipeline_pays(
     """
     piped, one_device, kind = cpu_pipeline_seconds(sequential, stage_costs, counts, batches, epochs)
     return piped < PIPELINE_MARGIN * one_device, kind
+
+
+#: One synchronisation of CPU replicas (seconds): an all-reduce between two processes of 1
+#: thread that compute between their collectives, gloo over loopback, 2 cores: 1.5 ms
+#: (docs/results/data_parallel.md; 0.6 ms between idle processes: each also waits for the
+#: other's step).
+REPLICA_SYNC_S = 0.0015
+
+
+def cpu_replicas_seconds(
+    sequential: Sequence[float],
+    replica_costs: Sequence[float],
+    syncs: Sequence[int],
+    counts: Sequence[int],
+    batches: int,
+    epochs: int,
+) -> tuple[float, float]:
+    """Predicted seconds of a fit on CPU data-parallel replicas, and on one device.
+
+    Parameters
+    ----------
+    sequential : sequence of float
+        Seconds of each unit's step on one device with the whole thread budget, on a batch.
+    replica_costs : sequence of float
+        The same on one replica's share of a batch, with the threads each replica gets.
+    syncs : sequence of int
+        Per stage, the synchronisations of its replicas in one step
+        (:func:`~deinforeg_sklearn.training.replicas.synchronisations_per_step`).
+    counts : sequence of int
+        Units per stage.
+    batches, epochs : int
+        Batches per epoch, and the epochs the fit will run at most.
+
+    The rule: one device takes ``batches x epochs x sum(sequential)``. Each stage of replicas
+    takes, per batch, its units' steps on a share plus ``syncs x REPLICA_SYNC_S``; the stages
+    run as processes, so several of them add the pipeline's hand-over per batch and its fill
+    per epoch (as :func:`cpu_pipeline_seconds`), and the processes' start-up once.
+    """
+    slowest, start = 0.0, 0
+    for count, n_syncs in zip(counts, syncs, strict=True):
+        step = sum(replica_costs[start : start + count]) + n_syncs * REPLICA_SYNC_S
+        slowest = max(slowest, step)
+        start += count
+    one_device = sum(sequential) * batches * epochs
+    per_batch = slowest + (PIPELINE_BATCH_S["processes"] if len(counts) > 1 else 0.0)
+    fill = (len(counts) - 1) * slowest
+    replicated = (per_batch * batches + fill) * epochs + PIPELINE_START_S["processes"]
+    return replicated, one_device

@@ -95,13 +95,18 @@ def measure_block_costs(
         for trainer in copies:
             trainer.unit.train()
             out, _ = trainer.step(h, y, mask)  # warm-up (allocations, kernel selection)
-            if out.is_cuda:  # time these steps' kernels, not the warm-up's
-                torch.cuda.synchronize(out.device)
+            if _leading(out).is_cuda:  # time these steps' kernels, not the warm-up's
+                torch.cuda.synchronize(_leading(out).device)
             start = time.perf_counter()
             for _ in range(repeats):
                 out, _ = trainer.step(h, y, mask)
-            if out.is_cuda:
-                torch.cuda.synchronize(out.device)
+            if _leading(out).is_cuda:
+                torch.cuda.synchronize(_leading(out).device)
             costs.append((time.perf_counter() - start) / repeats)
             h = out
     return costs
+
+
+def _leading(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The tensor that says where a unit's output lives (AL's units hand on a pair)."""
+    return out if isinstance(out, torch.Tensor) else out[0]

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from deinforeg_sklearn._frames import user_stacklevel
 from deinforeg_sklearn.data.inputs import Rows
 from deinforeg_sklearn.data.mapped import mapped_rows
-from deinforeg_sklearn.engines.base import Engine, prepare_batch
+from deinforeg_sklearn.engines.base import Engine
 from deinforeg_sklearn.engines.choice import (
     auto_devices,
     cpu_pipeline_pays,
@@ -38,9 +38,14 @@ from deinforeg_sklearn.engines.launch import dumps, spawned_group
 from deinforeg_sklearn.engines.placement import (
     balance,
     check_placement,
-    measure_block_costs,
     place_units,
     stage_units,
+)
+from deinforeg_sklearn.engines.probe import (
+    probe_batch,
+    probes_cpu_replicas,
+    unit_costs,
+    warn_if_cpu_replicas_do_not_pay,
 )
 from deinforeg_sklearn.engines.processes import ProcessEngine, env_group, launched_by_torchrun
 from deinforeg_sklearn.engines.randomness import draws_random_numbers, shared_stream_devices
@@ -185,6 +190,9 @@ def start_engine(
     elif _may_run_in_one_process(request, devices):
         devices, costs = _explicit_cpu_stages(network, devices, plan, request.counts)
     if request.replicas > 1:
+        grid = request.replica_devices or ()
+        if probes_cpu_replicas(grid):
+            warn_if_cpu_replicas_do_not_pay(network, grid, request.counts, plan)
         engine: Engine = _replica_engine(request, network, plan, history, work)
     elif len(devices) == 1:
         network.to(devices[0])
@@ -382,35 +390,9 @@ def _cpu_stages_pay(
     return pays, staged, f"{piped:.1f} s on stages ({kind}) against {one_device:.1f} s on one device"
 
 
-def unit_costs(
-    network: UnitNetwork, devices: list[torch.device], plan: FitPlan, repeats: int = 3
-) -> list[float]:
-    """Seconds of one step of each unit on a probe batch, with the threads each stage will get.
-
-    Each unit's step runs once to warm up, then ``repeats`` times timed.
-    """
-    x, y, mask = _probe_batch(network, plan, devices[0])
-    saved = torch.get_num_threads()
-    threads = cpu_threads_per_stage(devices)
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return measure_block_costs(network.trainers, x, y, mask, repeats)
-    finally:
-        torch.set_num_threads(saved)
-
-
 def _draws_on(network: UnitNetwork, plan: FitPlan, device: torch.device) -> bool:
     """Whether the network's training forward draws random numbers on ``device`` (a probe batch)."""
-    return draws_random_numbers(network.trainers, *_probe_batch(network, plan, device))
-
-
-def _probe_batch(
-    network: UnitNetwork, plan: FitPlan, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The first training batch on ``device``, with the network moved there (for measurements)."""
-    network.to(device)
-    return prepare_batch(plan.X, plan.y, plan.train_idx[: plan.batch_size], device, plan.mask_fn, None)
+    return draws_random_numbers(network.trainers, *probe_batch(network, plan, device))
 
 
 def pipeline_engine(

@@ -46,7 +46,8 @@ class BackpropClassifier(BaseDecoupledClassifier):
         Where the model trains; None is the CPU; "auto" the first GPU if there is one, else
         the CPU (``devices_`` says which). One list of devices, e.g. ``[[0, 1]]`` or
         ``[["cpu", "cpu"]]``: data-parallel replicas over torch.distributed, each training on
-        its share of every batch; the fit equals one device's (docs/distributed.md).
+        its share of every batch; the fit equals one device's (docs/distributed.md). CPU
+        replicas that a probe predicts slower than one device warn, and run.
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     warm_start : bool, default=False

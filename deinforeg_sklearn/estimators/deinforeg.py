@@ -110,7 +110,8 @@ class DeInfoRegClassifier(BaseDecoupledClassifier):
         replicas of that stage, e.g. ``[[0, 1], [2, 3]]`` or ``[["cpu", "cpu"]]``): each
         replica trains on its share of every batch (``batch_size`` stays the global batch),
         the local loss runs over the global batch, and the fit equals one device's
-        (docs/distributed.md). Replicas always run as processes.
+        (docs/distributed.md). Replicas always run as processes; CPU replicas that a probe
+        predicts slower than one device warn, and run.
     placement : list of int, default=None
         Blocks per stage, e.g. ``[1, 3]``; None balances the stages by the measured cost of a
         block step on a probe batch.

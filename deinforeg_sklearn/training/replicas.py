@@ -105,6 +105,20 @@ def shard(index: np.ndarray, replicas: int, replica: int) -> np.ndarray:
     return index[start : start + sizes[replica]]
 
 
+def synchronisations_per_step(units: Sequence[nn.Module]) -> int:
+    """How often the replicas of a stage that trains ``units`` wait for each other per step.
+
+    Twice per BatchNorm layer (:class:`GlobalBatchNorm`: its statistics in the forward, their
+    gradient sums in the backward), once per unit (the :func:`global_batch` of its loss) and
+    once for the stage's gradient sum (:func:`reduce_gradients`). Each is a collective the
+    replicas must all reach, so its cost adds to the step's whatever its size.
+    """
+    batch_norms = sum(
+        isinstance(sub, nn.modules.batchnorm._BatchNorm) for unit in units for sub in unit.modules()
+    )
+    return 2 * batch_norms + len(units) + 1
+
+
 def global_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Each tensor with the rows (dim 0) of every replica, in replica order.
 
