@@ -7,20 +7,27 @@ from torch import nn
 
 
 class FailOnBatch(nn.Module):
-    """Linear layer that raises (or kills its own process) on its ``k``-th training batch."""
+    """Linear layer that raises (or kills its own process) on its ``k``-th training batch.
 
-    def __init__(self, width: int, k: int, kill: bool = False) -> None:
+    ``rank``: fail in that spawned rank only, read from the variable every spawned rank has (the
+    caller's process, rank 0, has none), so data-parallel replicas of one block can fail one at
+    a time; None: wherever the block trains.
+    """
+
+    def __init__(self, width: int, k: int, kill: bool = False, rank: int | None = None) -> None:
         super().__init__()
         self.linear = nn.Linear(width, width)
-        self.k, self.kill, self.calls = k, kill, 0
+        self.k, self.kill, self.rank, self.calls = k, kill, rank, 0
 
     def forward(self, x):
-        if self.training:
+        here = self.rank is None or os.environ.get("DEINFOREG_STAGE_RANK") == str(self.rank)
+        if self.training and here:
             self.calls += 1
             if self.calls == self.k:
                 if self.kill:
                     os.kill(os.getpid(), signal.SIGKILL)
-                raise RuntimeError(f"boom on training batch {self.k}")
+                where = "" if self.rank is None else f" in rank {self.rank}"
+                raise RuntimeError(f"boom{where} on training batch {self.k}")
         return self.linear(x)
 
 
@@ -69,31 +76,9 @@ def dropout_block(shape):
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), 24), nn.ReLU(), nn.Dropout(0.3))
 
 
-class FailInRank(nn.Module):
-    """Linear layer that raises (or kills its process) on its ``k``-th training batch, in one rank only.
-
-    The rank is read from the variable every spawned rank has (the caller's process, rank 0,
-    has none), so data-parallel replicas of one block can fail one at a time.
-    """
-
-    def __init__(self, width: int, rank: int, k: int, kill: bool) -> None:
-        super().__init__()
-        self.linear = nn.Linear(width, width)
-        self.rank, self.k, self.kill, self.calls = rank, k, kill, 0
-
-    def forward(self, x):
-        if self.training and os.environ.get("DEINFOREG_STAGE_RANK") == str(self.rank):
-            self.calls += 1
-            if self.calls == self.k:
-                if self.kill:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                raise RuntimeError(f"boom in rank {self.rank} on training batch {self.k}")
-        return self.linear(x)
-
-
 def raise_in_rank_1(shape):
-    return FailInRank(shape[0], 1, 3, kill=False)
+    return FailOnBatch(shape[0], 3, rank=1)
 
 
 def killed_in_rank_1(shape):
-    return FailInRank(shape[0], 1, 3, kill=True)
+    return FailOnBatch(shape[0], 3, kill=True, rank=1)

@@ -1,7 +1,6 @@
 """Pipelined multi-device training: placement, the engine invariant, faults, torchrun."""
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -241,27 +240,10 @@ def test_killed_stage_process_is_reported():
 
 
 def test_two_process_torchrun_job(tmp_path, one_thread):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    job = os.path.join(os.path.dirname(__file__), "torchrun_job.py")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            job,
-            str(tmp_path),
-        ],
-        check=True,
-        env=env,
-        timeout=240,
-        capture_output=True,
-    )
     sys.path.insert(0, os.path.dirname(__file__))
-    from torchrun_job import PARAMS, data
+    from torchrun_job import PARAMS, data, launch
 
+    launch(tmp_path)
     X, y = data()
     expected = DeInfoRegClassifier(**PARAMS).fit(X, y).predict_proba(X)
     for rank in (0, 1):

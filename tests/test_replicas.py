@@ -295,17 +295,9 @@ def test_a_replica_process_receives_no_copy_of_X(part, tmp_path):
 
 
 def test_two_replicas_under_torchrun(tmp_path, one_thread):
-    import subprocess
-    import sys
+    from tests.torchrun_job import REPLICA_PARAMS, data, launch
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    job = os.path.join(os.path.dirname(__file__), "torchrun_job.py")
-    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    subprocess.run(
-        [*run, job, str(tmp_path), "replicas"], check=True, env=env, timeout=240, capture_output=True
-    )
-    from tests.torchrun_job import REPLICA_PARAMS, data
-
+    launch(tmp_path, "replicas")
     X, y = data()
     expected = DeInfoRegClassifier(**REPLICA_PARAMS).fit(X, y).predict_proba(X)
     for rank in (0, 1):  # every rank holds the one model

@@ -1,4 +1,4 @@
-"""One rank of a 2-process pipeline launched by torchrun (used by tests/test_pipeline.py).
+"""One rank of a 2-process job launched by torchrun (tests of pipelines and replicas: :func:`launch`).
 
 Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/torchrun_job.py OUT_DIR
 [replicas]. With "replicas", the two ranks are data-parallel replicas of one stage
@@ -47,6 +47,19 @@ def data():
 
 PARAMS = {"blocks": [Dense(8), Dense(8), Dense(8)], "max_iter": 2, "batch_size": 32, "random_state": 0}
 REPLICA_PARAMS = dict(PARAMS, optimizer="sgd")
+
+
+def launch(out_dir, *args: str) -> None:
+    """Run this job under torchrun, 2 processes on this machine, with the caller's sys.path;
+    raises CalledProcessError (its output captured) if it fails."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    subprocess.run(
+        [*run, __file__, str(out_dir), *args], check=True, env=env, timeout=240, capture_output=True
+    )
+
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
