@@ -37,3 +37,26 @@ def test_predictions_do_not_depend_on_the_pass_size(monkeypatch):
     whole = est.predict_proba(X)
     monkeypatch.setattr(eval_batches, "EVAL_BYTES", 4 * 40 * 7)  # 7 rows per pass
     np.testing.assert_allclose(est.predict_proba(X), whole, rtol=0, atol=1e-6)
+
+
+def test_a_row_alone_gets_the_bits_it_gets_among_others():
+    # few rows take other kernel paths on a CPU (data/eval_batches.padded_rows); the padding
+    # makes every row's output independent of the rows passed with it, bit for bit
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 3).astype(np.float32), rng.randint(0, 2, 40)
+    est = DeInfoRegClassifier(blocks=[Dense(256)] * 2, max_iter=2, random_state=0).fit(X, y)
+    for method in (est.predict_proba, est.transform):
+        together = method(X[:20])
+        alone = np.concatenate([method(X[i : i + 1]) for i in range(20)])
+        np.testing.assert_array_equal(alone, together)
+
+
+def test_padded_rows_repeats_the_last_row_up_to_the_minimum():
+    import torch
+
+    xb = torch.arange(6.0).reshape(3, 2)
+    padded, n = eval_batches.padded_rows(xb)
+    assert n == 3 and padded.shape == (eval_batches.MIN_ROWS, 2)
+    assert torch.equal(padded[:3], xb) and torch.equal(padded[3:], xb[-1:].expand(13, 2))
+    big = torch.zeros(eval_batches.MIN_ROWS, 2)
+    assert eval_batches.padded_rows(big)[0] is big

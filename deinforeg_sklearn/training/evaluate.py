@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deinforeg_sklearn.data.eval_batches import rows_per_pass
+from deinforeg_sklearn.data.eval_batches import padded_rows, rows_per_pass
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 from deinforeg_sklearn.training.protocols import UnitNetwork
 
@@ -30,9 +30,9 @@ def evaluate_logits(
     try:
         outs: list[list[torch.Tensor]] = []
         for start in range(0, len(X), batch_size):
-            xb = X.batch(slice(start, start + batch_size), device)
+            xb, n = padded_rows(X.batch(slice(start, start + batch_size), device))
             logits = network.head_logits(xb, mask_fn(xb), last=last)
-            outs.append([t.float().cpu() for t in logits])
+            outs.append([t[:n].float().cpu() for t in logits])
     finally:
         network.train(was_training)
     return [torch.cat(col).numpy() for col in zip(*outs, strict=True)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deinforeg_sklearn.data.eval_batches import rows_per_pass
+from deinforeg_sklearn.data.eval_batches import padded_rows, rows_per_pass
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 from deinforeg_sklearn.training.protocols import UnitNetwork
 
@@ -41,8 +41,9 @@ def evaluate_features(
     network.eval()
     try:
         for start in range(0, len(X), batch_size):
-            xb = X.batch(slice(start, start + batch_size), device)
+            xb, n = padded_rows(X.batch(slice(start, start + batch_size), device))
             network.head_logits(xb, mask_fn(xb), last=head)
+            seen[-1] = seen[-1][:n]
     finally:
         handle.remove()
         network.train(was_training)
