@@ -198,6 +198,36 @@ class _ContiguousGrad(torch.autograd.Function):
         return grad.contiguous()
 
 
+class _StackedLinear(torch.autograd.Function):
+    """``x @ weight^T + bias`` over a stack, (B, N, K) x (B, D, K) -> (B, N, D), whose gradients
+    are the products a block's own ``F.linear`` backward computes.
+
+    Why not ``baddbmm``'s own backward: it makes the weight's gradient as ``x^T @ grad`` (K x D)
+    and transposes it, where autograd's ``addmm`` backward for ``F.linear`` computes
+    ``grad^T @ x`` (D x K) to match the weight's layout. The two products sum in different
+    orders on some CPU kernels (oneMKL with AVX512, seen for D = 7 and 10: the classifier's
+    last layer), and the stacked fit drifted from the sequential one by an ulp per step. Here
+    the weight's gradient is ``bmm(grad^T, x)``: the block's bits at 1 thread (measured for D
+    from 7 to 256).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_w = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(dim=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
 def _pick(t: torch.Tensor, rows: slice) -> torch.Tensor:
     """Rows ``rows`` of a stacked tensor; the tensor itself for ``slice(None)``."""
     return t if rows.start is None and rows.stop is None else t[rows]
@@ -372,10 +402,7 @@ class StackedGroup:
         # backward adds straight into the gradient buffer instead of through a scatter
         if isinstance(layer, nn.Linear):
             weight, bias = self._layer_params(i)
-            if bias is None:
-                out = torch.bmm(x, _pick(weight, rows).transpose(1, 2))
-            else:
-                out = torch.baddbmm(_pick(bias, rows).unsqueeze(1), x, _pick(weight, rows).transpose(1, 2))
+            out = _StackedLinear.apply(x, _pick(weight, rows), None if bias is None else _pick(bias, rows))
             if i + 1 < len(self.layers) and isinstance(self.layers[i + 1], nn.BatchNorm1d):
                 out = _ContiguousGrad.apply(out)
             return out
