@@ -84,6 +84,7 @@ def test_resume_on_a_pipeline(engine, part, tmp_path, monkeypatch, one_thread):
     assert_same_training(reference, resumed, X)
 
 
+@pytest.mark.slow  # 16 s: three process-stage fits
 def test_dropout_on_every_stage_process_resumes_its_own_stream(part, tmp_path, monkeypatch, one_thread):
     # Each stage process draws dropout masks from its own stream, seeded from random_state and
     # its rank; the checkpoint keeps every rank's stream, so the resumed fit draws the masks
@@ -179,6 +180,7 @@ def test_a_file_that_is_no_checkpoint_is_refused(part, tmp_path):
         DeInfoRegClassifier(**FAST, checkpoint=tmp_path / CHECKPOINT_FILE).fit(X, y)
 
 
+@pytest.mark.slow  # 33 s: two fits in subprocesses, one killed
 def test_a_process_killed_mid_epoch_resumes_exactly(tmp_path):
     job = str(Path(__file__).with_name("checkpoint_job.py"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}

@@ -76,6 +76,7 @@ def test_script_from_standard_input_trains():
     assert "FITTED" in run_script(code)
 
 
+@pytest.mark.slow  # 8 s: a script in a subprocess that starts stages
 def test_class_defined_in_standard_input_is_reported():
     # the stage cannot unpickle a block class that exists only in the caller's stdin script
     code = FIT + textwrap.dedent(
@@ -95,6 +96,7 @@ def test_class_defined_in_standard_input_is_reported():
     assert seconds_to_failure(output) < 30
 
 
+@pytest.mark.slow  # 10 s: a script in a subprocess that starts stages
 def test_main_module_that_cannot_be_reimported(tmp_path):
     code = "if __name__ != '__main__':\n    raise ImportError('not importable on purpose')\n" + FIT
     code += "\nif __name__ == '__main__':\n    run([Dense(6), Dense(6)])\n"
