@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deinforeg_sklearn.data.eval_batches import rows_per_pass
+from deinforeg_sklearn.data.eval_batches import padded_rows, rows_per_pass
 from deinforeg_sklearn.data.inputs import MaskFn, RowSource
 
 
@@ -55,8 +55,7 @@ def _adaptive_batch(network, xb, mask_fn, patience, threshold):
         device = next(block.parameters()).device
         h = h.to(device)
         mask = None if mask is None else mask.to(device)
-        h = block(h, mask)
-        p = F.softmax(block.logits(h, mask).float(), dim=1).cpu()
+        h, p = _block_step(block, h, mask)
         if out.shape[1] == 0:
             out = torch.empty((n, p.shape[1]))
         if previous is None:
@@ -79,3 +78,20 @@ def _adaptive_batch(network, xb, mask_fn, patience, threshold):
         h = h[keep]
         mask = None if mask is None else mask[keep]
     return out.double().numpy(), depth.numpy()
+
+
+def _block_step(block, h, mask):
+    """One block's output and class probabilities for the rows still inside.
+
+    Those rows shrink as samples exit, to a few at the end, so they are padded as every
+    evaluation batch is (``data/eval_batches.padded_rows``): a sample's probabilities do not
+    depend on which others are still inside with it.
+    """
+    h_in, n = padded_rows(h)
+    if h_in is h:  # enough rows (or not a tensor): as it is
+        out = block(h, mask)
+        return out, F.softmax(block.logits(out, mask).float(), dim=1).cpu()
+    mask_in = None if mask is None else padded_rows(mask)[0]
+    out = block(h_in, mask_in)
+    logits = block.logits(out, mask_in)
+    return out[:n], F.softmax(logits[:n].float(), dim=1).cpu()

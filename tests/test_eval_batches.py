@@ -60,3 +60,16 @@ def test_padded_rows_repeats_the_last_row_up_to_the_minimum():
     assert torch.equal(padded[:3], xb) and torch.equal(padded[3:], xb[-1:].expand(13, 2))
     big = torch.zeros(eval_batches.MIN_ROWS, 2)
     assert eval_batches.padded_rows(big)[0] is big
+
+
+def test_adaptive_inference_of_a_row_alone_gets_the_same_bits():
+    # as samples exit, the rows still inside shrink to a few: padded as every evaluation batch
+    rng = np.random.RandomState(1)
+    X, y = rng.rand(40, 3).astype(np.float32), rng.randint(0, 2, 40)
+    est = DeInfoRegClassifier(blocks=[Dense(64)] * 3, max_iter=2, random_state=0, inference="adaptive")
+    est.fit(X, y)
+    together = est.predict_proba(X[:20])
+    alone = np.concatenate([est.predict_proba(X[i : i + 1]) for i in range(20)])
+    np.testing.assert_array_equal(alone, together)
+    depth = est.predict_exit_depth(X[:20])
+    assert np.array_equal(depth, np.concatenate([est.predict_exit_depth(X[i : i + 1]) for i in range(20)]))
