@@ -88,10 +88,6 @@ def _block_step(block, h, mask):
     depend on which others are still inside with it.
     """
     h_in, n = padded_rows(h)
-    if h_in is h:  # enough rows (or not a tensor): as it is
-        out = block(h, mask)
-        return out, F.softmax(block.logits(out, mask).float(), dim=1).cpu()
     mask_in = None if mask is None else padded_rows(mask)[0]
     out = block(h_in, mask_in)
-    logits = block.logits(out, mask_in)
-    return out[:n], F.softmax(logits[:n].float(), dim=1).cpu()
+    return out[:n], F.softmax(block.logits(out, mask_in)[:n].float(), dim=1).cpu()
