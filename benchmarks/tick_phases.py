@@ -17,6 +17,9 @@ Phases (per call, and their share of the ticks' time):
 * ``backward``: the tick's one backward;
 * ``optimiser steps``: every block's own step.
 
+The phases do not add up to the ticks' time: the rest is a group's blocks run one by one in
+fill and drain (and on the epoch's short last batch), stacking their inputs, and the stats.
+
 Run:  python benchmarks/tick_phases.py [--threads 2] [--epochs 20]   (run alone; about 30 s)
 """
 
@@ -41,14 +44,19 @@ from deinforeg_sklearn.blocks import Dense
 
 SECONDS: collections.defaultdict[str, float] = collections.defaultdict(float)
 CALLS: collections.Counter[str] = collections.Counter()
+_OPEN: set[str] = set()  # phases being timed now: a nested call of the same phase is not counted again
 
 
 def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if name in _OPEN:  # e.g. a group's optimiser step that falls back to a block's own
+            return fn(*args, **kwargs)
+        _OPEN.add(name)
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
+            _OPEN.discard(name)
             SECONDS[name] += time.perf_counter() - start
             CALLS[name] += 1
 
