@@ -13,9 +13,10 @@ Invariant, tested in ``tests/test_batched_loss.py``: slice b of every output and
 gradient equals :class:`InfoRegularization` on slice b (to float rounding: the kernels sum in
 another order), for every subset of the term weights.
 
-``forward(ctx, z, target, weights)``: ``z`` (B, N, D); ``target`` (B, N, N) float64 label
-similarity of each slice's batch, or None when the invariance weight is 0. Returns ``(total,
-variance, invariance, covariance)``, each of shape (B,): the weighted sums carry the gradient.
+``forward(ctx, z, target, weights)``: ``z`` (B, N, D); ``target`` (B, N, N) label similarity
+(any floating dtype) of each slice's batch, or None when the invariance weight is 0. Returns
+``(total, variance, invariance, covariance)``, each of shape (B,): the weighted sums carry the
+gradient.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import math
 
 import torch
 
-from deinforeg_sklearn.losses.fused import _NORM_EPS, _STD_EPS, _UNIT_EPS, _gradient, _sum_weighted
+from deinforeg_sklearn.losses.fused import (
+    _NORM_EPS,
+    _STD_EPS,
+    _UNIT_EPS,
+    _gradient,
+    _sum_weighted,
+    work_dtype,
+)
 
 
 class BatchedInfoRegularization(torch.autograd.Function):
@@ -35,6 +43,7 @@ class BatchedInfoRegularization(torch.autograd.Function):
         n_stack, n_rows, width = z.shape
         w_var, w_inv, w_cov = weights
         want_grad = ctx.needs_input_grad[0]
+        work = work_dtype(z.dtype)
         norm = torch.linalg.vector_norm(z, dim=2, keepdim=True).clamp_min_(_UNIT_EPS)
         normed = z / norm
         centred = normed - normed.mean(dim=1, keepdim=True)
@@ -48,16 +57,16 @@ class BatchedInfoRegularization(torch.autograd.Function):
             if want_grad:
                 gamma = (short > 0) / std * (-w_var / (n_rows * width * (n_rows - 1)))
         if w_inv or w_cov:
-            gram = torch.bmm(normed, normed.transpose(1, 2)).double()
+            gram = torch.bmm(normed, normed.transpose(1, 2)).to(work)
         if w_inv:
-            m = normed.mean(dim=2).double()  # (B, N)
-            dots = torch.baddbmm(gram, m.unsqueeze(2), m.unsqueeze(1), alpha=-width)
+            m = normed.mean(dim=2).to(work)  # (B, N)
+            dots = torch.addcmul(gram, m.unsqueeze(2), m.unsqueeze(1), value=-width)
             r = torch.diagonal(dots, dim1=1, dim2=2).clamp_min(0.0).sqrt()
             inv = (r + _NORM_EPS).reciprocal()
             outer = inv.unsqueeze(2) * inv.unsqueeze(1)
             raw = dots * outer
             clamped = raw.clamp(-1.0, 1.0)
-            diff = clamped - target
+            diff = clamped - target.to(work)
             invariance = diff.square().mean(dim=(1, 2)).to(z.dtype)
             if want_grad:
                 a = diff * (clamped == raw)
@@ -66,16 +75,16 @@ class BatchedInfoRegularization(torch.autograd.Function):
                 mix = a * outer
                 torch.diagonal(mix, dim1=1, dim2=2).sub_(q * inv * r_inv)
                 mix.mul_(4.0 * w_inv / n_rows**2)
-                shift = torch.bmm(mix, m.unsqueeze(2))  # (B, N, 1)
+                shift = (mix * m.unsqueeze(1)).sum(dim=2, keepdim=True)  # (B, N, 1)
         if w_cov:
             row_means = gram.mean(dim=2)
             half = row_means - row_means.mean(dim=1, keepdim=True) * 0.5
             centred_gram = gram - half.unsqueeze(2) - half.unsqueeze(1)
-            col_ss64 = col_ss.double()
+            col_ss64 = col_ss.to(work)
             off = (centred_gram.square().sum(dim=(1, 2)) - col_ss64.square().sum(dim=1)) * (1.0 / n_rows**2)
             covariance = (off.clamp_min(0.0) * (1.0 / width)).to(z.dtype)
             if want_grad:
-                scale = (off > 0).double().mul_(4.0 * w_cov / (n_rows**2 * width))
+                scale = (off > 0).to(work).mul_(4.0 * w_cov / (n_rows**2 * width))
                 term = centred_gram * scale[:, None, None]
                 mix = term if mix is None else mix.add_(term)
                 diag_term = (col_ss64 * scale[:, None]).neg_().to(z.dtype)

@@ -24,8 +24,20 @@ its clamped similarity matrix:
 
 Each term's weight scales its part of these matrices, so the weighted gradient is one sum. The
 column-centring needs no correction: every column of the variance and covariance gradients
-already sums to zero. Then one backward of the row normalisation. The N x N parts run in
-float64, as in the autograd form (they subtract quantities of size 1).
+already sums to zero. Then one backward of the row normalisation.
+
+The N x N parts run in the input's dtype, at least float32 (:func:`work_dtype`). They start from
+the Gram matrix, a float32 product for a float32 block, whose rounding bounds what any later
+precision can resolve: against the whole loss in float64 the gradient errs by at most 4e-6
+relative with float32 passes, as with float64 ones (``tests/test_losses.py``), and float32
+passes take 20 % off a wavefront tick of the demo (``docs/results/wavefront.md``).
+
+Invariant shared with ``losses/batched.py``: every reduction and product here has a batched
+twin whose slice computes the same bits (at 1 thread), so a block trains the same whether its
+loss runs alone or stacked. torch's CPU kernels keep that for ``mm``/``bmm`` of real matrices,
+elementwise kernels and sums over the last axis, but not for ``mv`` against ``bmm`` with one
+column, ``addr`` against a rank-one ``baddbmm``, or ``dot`` against ``sum`` (measured): those
+are written as elementwise products and last-axis sums in both nodes.
 """
 
 from __future__ import annotations
@@ -39,12 +51,18 @@ _NORM_EPS = 1e-8  # keeps the row normalisation of a similarity matrix finite fo
 _UNIT_EPS = 1e-12  # F.normalize's floor on a row norm
 
 
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the N x N work: the input's, and at least float32."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class InfoRegularization(torch.autograd.Function):
     """The weighted local loss and its three terms, with a closed-form gradient.
 
     ``forward(ctx, z, target, weights)``: ``z`` (N, D) floating point; ``target`` the N x N label
-    similarity in float64 (no gradient; None when the invariance weight is 0); ``weights`` the
-    three term weights as floats (a term of weight 0 is returned as 0 and costs nothing).
+    similarity in any floating dtype (cast to the work dtype; no gradient; None when the
+    invariance weight is 0); ``weights`` the three term weights as floats (a term of weight 0
+    is returned as 0 and costs nothing).
     Returns ``(total, variance, invariance, covariance)``: the weighted sum, which carries the
     gradient, and the unweighted terms, which do not.
 
@@ -59,13 +77,14 @@ class InfoRegularization(torch.autograd.Function):
         n_rows, width = z.shape
         w_var, w_inv, w_cov = weights
         want_grad = ctx.needs_input_grad[0]
+        work = work_dtype(z.dtype)
         norm = torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min_(_UNIT_EPS)
         normed = z / norm
         centred = normed - normed.mean(dim=0)
         col_ss = centred.square().sum(dim=0)  # column sums of squares: variance and diag(C)
         variance = invariance = covariance = None
         gamma = None  # per-column factor of grad_n on the centred rows (the input's dtype)
-        mix = shift = None  # grad_n's N x N matrix on the rows and its row shift (float64)
+        mix = shift = None  # grad_n's N x N matrix on the rows and its row shift (work dtype)
         if w_var:
             std = col_ss.mul(1.0 / (n_rows - 1)).add_(_STD_EPS).sqrt_()
             short = (1.0 - std).clamp_min_(0.0)  # relu(1 - std)
@@ -73,16 +92,16 @@ class InfoRegularization(torch.autograd.Function):
             if want_grad:  # d/dc_ij = -[std_j < 1] c_ij / (N D (N - 1) std_j)
                 gamma = (short > 0) / std * (-w_var / (n_rows * width * (n_rows - 1)))
         if w_inv or w_cov:
-            gram = (normed @ normed.T).double()
+            gram = (normed @ normed.T).to(work)
         if w_inv:
-            m = normed.mean(dim=1).double()
-            dots = torch.addr(gram, m, m, alpha=-width)  # row-centred dot products
+            m = normed.mean(dim=1).to(work)
+            dots = torch.addcmul(gram, m[:, None], m[None, :], value=-width)  # row-centred dot products
             r = torch.diagonal(dots).clamp_min(0.0).sqrt()
             inv = (r + _NORM_EPS).reciprocal()
             outer = torch.outer(inv, inv)
             raw = dots * outer
             clamped = raw.clamp(-1.0, 1.0)
-            diff = clamped - target
+            diff = clamped - target.to(work)
             invariance = diff.square().mean().to(z.dtype)
             if want_grad:
                 # a = dI/d(raw) / k with k = 2 w / N^2: the mse gradient where the clamp passes
@@ -93,17 +112,16 @@ class InfoRegularization(torch.autograd.Function):
                 mix = a * outer
                 mix.diagonal().sub_(q * inv * r_inv)
                 mix.mul_(4.0 * w_inv / n_rows**2)  # B = 2 k (a inv_i inv_j - diag(q inv / r))
-                shift = (mix @ m).unsqueeze(1)  # (N, 1): one shift per row
+                shift = (mix * m[None, :]).sum(dim=1, keepdim=True)  # (N, 1): one shift per row
         if w_cov:
             row_means = gram.mean(dim=1)
             half = row_means - row_means.mean() * 0.5
             centred_gram = gram - half[:, None] - half[None, :]  # c c^T = G - r 1^T - 1 r^T + s
-            col_ss64 = col_ss.double()
-            flat = centred_gram.view(-1)
-            off = (torch.dot(flat, flat) - torch.dot(col_ss64, col_ss64)) * (1.0 / n_rows**2)
+            col_ss64 = col_ss.to(work)
+            off = (centred_gram.square().sum() - col_ss64.square().sum()) * (1.0 / n_rows**2)
             covariance = (off.clamp_min(0.0) * (1.0 / width)).to(z.dtype)
             if want_grad:  # d/dc = 4 / (N^2 D) (K c - N c diag(C)), and K c = K n
-                scale = (off > 0).double().mul_(4.0 * w_cov / (n_rows**2 * width))
+                scale = (off > 0).to(work).mul_(4.0 * w_cov / (n_rows**2 * width))
                 term = centred_gram * scale
                 mix = term if mix is None else mix.add_(term)
                 diag_term = (col_ss64 * scale).neg_().to(z.dtype)
