@@ -8,10 +8,11 @@ costs about as many operations as one.
 
 It is the same algebra as ``losses/fused.py`` (see its docstring for the closed-form gradient)
 with a leading stack dimension: every reduction over rows or columns moves one axis to the
-right, every scalar becomes a (B,) vector and every outer product a ``baddbmm`` of rank one.
+right, every scalar becomes a (B,) vector and every outer product a broadcast product over (B, N, N).
 Invariant, tested in ``tests/test_batched_loss.py``: slice b of every output and of the
-gradient equals :class:`InfoRegularization` on slice b (to float rounding: the kernels sum in
-another order), for every subset of the term weights.
+gradient equals :class:`InfoRegularization` on slice b, for every subset of the term weights;
+each kernel here is the batched twin of one there that sums in the same order
+(``losses/fused.py``), so the fits of ``tests/test_wavefront.py`` agree bit for bit at 1 thread.
 
 ``forward(ctx, z, target, weights)``: ``z`` (B, N, D); ``target`` (B, N, N) label similarity
 (any floating dtype) of each slice's batch, or None when the invariance weight is 0. Returns
@@ -80,14 +81,14 @@ class BatchedInfoRegularization(torch.autograd.Function):
             row_means = gram.mean(dim=2)
             half = row_means - row_means.mean(dim=1, keepdim=True) * 0.5
             centred_gram = gram - half.unsqueeze(2) - half.unsqueeze(1)
-            col_ss64 = col_ss.to(work)
-            off = (centred_gram.square().sum(dim=(1, 2)) - col_ss64.square().sum(dim=1)) * (1.0 / n_rows**2)
+            col_ss_w = col_ss.to(work)
+            off = (centred_gram.square().sum(dim=(1, 2)) - col_ss_w.square().sum(dim=1)) * (1.0 / n_rows**2)
             covariance = (off.clamp_min(0.0) * (1.0 / width)).to(z.dtype)
             if want_grad:
                 scale = (off > 0).to(work).mul_(4.0 * w_cov / (n_rows**2 * width))
                 term = centred_gram * scale[:, None, None]
                 mix = term if mix is None else mix.add_(term)
-                diag_term = (col_ss64 * scale[:, None]).neg_().to(z.dtype)
+                diag_term = (col_ss_w * scale[:, None]).neg_().to(z.dtype)
                 gamma = diag_term if gamma is None else gamma.add_(diag_term)
         parts = [z.new_zeros(n_stack) if t is None else t for t in (variance, invariance, covariance)]
         total = _sum_weighted(parts, weights)

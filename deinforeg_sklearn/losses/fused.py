@@ -30,7 +30,7 @@ The N x N parts run in the input's dtype, at least float32 (:func:`work_dtype`).
 the Gram matrix, a float32 product for a float32 block, whose rounding bounds what any later
 precision can resolve: against the whole loss in float64 the gradient errs by at most 4e-6
 relative with float32 passes, as with float64 ones (``tests/test_losses.py``), and float32
-passes take 20 % off a wavefront tick of the demo (``docs/results/wavefront.md``).
+passes take 19 % off a wavefront tick of the demo (``docs/results/wavefront.md``).
 
 Invariant shared with ``losses/batched.py``: every reduction and product here has a batched
 twin whose slice computes the same bits (at 1 thread), so a block trains the same whether its
@@ -117,14 +117,14 @@ class InfoRegularization(torch.autograd.Function):
             row_means = gram.mean(dim=1)
             half = row_means - row_means.mean() * 0.5
             centred_gram = gram - half[:, None] - half[None, :]  # c c^T = G - r 1^T - 1 r^T + s
-            col_ss64 = col_ss.to(work)
-            off = (centred_gram.square().sum() - col_ss64.square().sum()) * (1.0 / n_rows**2)
+            col_ss_w = col_ss.to(work)
+            off = (centred_gram.square().sum() - col_ss_w.square().sum()) * (1.0 / n_rows**2)
             covariance = (off.clamp_min(0.0) * (1.0 / width)).to(z.dtype)
             if want_grad:  # d/dc = 4 / (N^2 D) (K c - N c diag(C)), and K c = K n
                 scale = (off > 0).to(work).mul_(4.0 * w_cov / (n_rows**2 * width))
                 term = centred_gram * scale
                 mix = term if mix is None else mix.add_(term)
-                diag_term = (col_ss64 * scale).neg_().to(z.dtype)
+                diag_term = (col_ss_w * scale).neg_().to(z.dtype)
                 gamma = diag_term if gamma is None else gamma.add_(diag_term)
         parts = [z.new_zeros(()) if t is None else t for t in (variance, invariance, covariance)]
         total = _sum_weighted(parts, weights)
