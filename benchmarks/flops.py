@@ -5,8 +5,9 @@ floor under it: a fit cannot be faster than BP by more than their ratio at equal
 This counts them with ``torch.utils.flop_counter.FlopCounterMode`` over one batch of 128 rows
 (forward, backward and every block's local loss) for BP, for DeInfoReg with its defaults, and
 for DeInfoReg with the identity projector (the paper's text setting, the old default), and for
-one steady-state tick of the wavefront schedule (every block steps once, blocks 2-4 stacked:
-the same matrix work in batched kernels, so the same count).
+one steady-state tick of the wavefront schedule (every block steps once, all four stacked:
+the same matrix work in batched kernels, plus the first block's zero-padded input columns,
+64 -> 256, which its first layer multiplies like real ones).
 
 Run:  python benchmarks/flops.py   (a few seconds; counts, not timings, so threads do not matter)
 """
@@ -18,8 +19,8 @@ import torch
 from fit_time import task
 from torch.utils.flop_counter import FlopCounterMode
 
+from deinforeg_sklearn.engines import wavefront
 from deinforeg_sklearn.engines.base import step_units
-from deinforeg_sklearn.engines.wavefront import WavefrontEngine
 from deinforeg_sklearn.training.stats import EpochStats
 
 BATCH = 128
@@ -45,22 +46,22 @@ def wavefront_tick_flops() -> int:
     """Matrix FLOPs of one steady-state wavefront tick of the demo's model (batch 128)."""
     estimator, X, y = task("DeInfoReg", "demo")
     estimator[-1].set_params(max_iter=1, schedule="wavefront", batch_size=BATCH, validation_fraction=None)
-    original = WavefrontEngine._tick
+    original = wavefront._tick
     counted: list[int] = []
 
-    def tick(self, pending, *args):
-        if counted or not all(item is not None and len(item[1].y) == BATCH for item in pending):
-            return original(self, pending, *args)
+    def tick(trainers, pending, *args):
+        if counted or not all(item is not None and len(item[1].y) == BATCH for item in pending.values()):
+            return original(trainers, pending, *args)
         with FlopCounterMode(display=False) as counter:
-            out = original(self, pending, *args)
+            out = original(trainers, pending, *args)
         counted.append(counter.get_total_flops())
         return out
 
-    WavefrontEngine._tick = tick
+    wavefront._tick = tick
     try:
         estimator.fit(X, y)
     finally:
-        WavefrontEngine._tick = original
+        wavefront._tick = original
     return counted[0]
 
 

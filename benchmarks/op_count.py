@@ -29,8 +29,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from deinforeg_sklearn import BackpropClassifier, DeInfoRegClassifier
 from deinforeg_sklearn.blocks import Dense
+from deinforeg_sklearn.engines import wavefront
 from deinforeg_sklearn.engines.base import step_units
-from deinforeg_sklearn.engines.wavefront import WavefrontEngine
 from deinforeg_sklearn.training.stats import EpochStats
 
 BATCH = 128
@@ -88,29 +88,29 @@ def measure_wavefront(blocks, n_features: int, n_batches: int = 40) -> tuple[int
     rng = np.random.RandomState(0)
     X = rng.rand(n_batches * BATCH, n_features).astype(np.float32)
     y = rng.randint(0, 10, n_batches * BATCH)
-    original = WavefrontEngine._tick
+    original = wavefront._tick
     ticks: list[float] = []
     counted: dict[str, int] = {}
 
-    def tick(self, pending, *args):
-        steady = all(item is not None for item in pending)
+    def tick(trainers, pending, *args):
+        steady = all(item is not None for item in pending.values())
         if steady and not counted and len(ticks) > 3:
             with _CountOps() as counter:
-                out = original(self, pending, *args)
+                out = original(trainers, pending, *args)
             counted["ops"] = sum(counter.counts.values())
             return out
         start = time.perf_counter()
-        out = original(self, pending, *args)
+        out = original(trainers, pending, *args)
         if steady:
             ticks.append(time.perf_counter() - start)
         return out
 
-    WavefrontEngine._tick = tick
+    wavefront._tick = tick
     try:
         params = {"max_iter": 2, "batch_size": BATCH, "random_state": 0, "schedule": "wavefront"}
         DeInfoRegClassifier(blocks=blocks, **params).fit(X, y)
     finally:
-        WavefrontEngine._tick = original
+        wavefront._tick = original
     return counted["ops"], statistics.median(ticks[len(ticks) // 4 :])
 
 

@@ -10,8 +10,10 @@ otherwise, validation on.
 
 Phases (per call, and their share of the ticks' time):
 
-* ``first block forward``: the unstacked first block (``StepTrainer.forward``: encoder, heads,
-  local loss with its closed-form gradient, cross-entropy);
+* ``unstacked forward``: a block outside every stacked group (``StepTrainer.forward``:
+  encoder, heads, local loss with its closed-form gradient, cross-entropy). Since a narrower
+  first block joins the group with its input zero-padded (``training/stacked.py``), the demo's
+  model has none, and the line reads 0;
 * ``stacked forward`` of the same-shaped blocks, split into its layers and its batched local
   loss (``BatchedInfoRegularization``, which computes its gradient in the forward);
 * ``backward``: the tick's one backward;
@@ -65,7 +67,7 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _instrument() -> None:
     wavefront._tick = _timed("tick (all)", wavefront._tick)
-    step.StepTrainer.forward = _timed("first block forward", step.StepTrainer.forward)
+    step.StepTrainer.forward = _timed("unstacked forward", step.StepTrainer.forward)
     step.StepTrainer.update = _timed("optimiser steps", step.StepTrainer.update)
     stacked.StackedGroup.update = _timed("optimiser steps", stacked.StackedGroup.update)
     stacked.StackedGroup.forward = _timed("stacked forward", stacked.StackedGroup.forward)
@@ -95,11 +97,11 @@ def main() -> None:
     ticks = SECONDS["tick (all)"]
     print(f"4 x Dense(256), demo split, {args.epochs} epochs, {args.threads} threads: fit {fit:.2f} s")
     print(f"{'phase':<22}{'calls':>7}{'ms/call':>10}{'s':>8}{'of ticks':>10}")
-    order = ["tick (all)", "first block forward", "stacked forward", "  its layers", "  its local loss"]
+    order = ["tick (all)", "unstacked forward", "stacked forward", "  its layers", "  its local loss"]
     order += ["backward", "optimiser steps"]
     for name in order:
         seconds = SECONDS[name]
-        per_call = seconds / CALLS[name] * 1e3
+        per_call = seconds / CALLS[name] * 1e3 if CALLS[name] else 0.0
         print(f"{name:<22}{CALLS[name]:>7}{per_call:>10.3f}{seconds:>8.3f}{seconds / ticks:>10.0%}")
 
 

@@ -239,3 +239,18 @@ def test_op_count_counts_every_operation_of_a_training_step():
         _step(network, xb, yb)
     # both blocks' layers ran forward and backward, and both optimisers stepped
     assert counter.counts["aten.native_batch_norm_backward"] >= 2 and counter.counts["aten._fused_adam_"] == 2
+
+
+def test_the_tick_benchmarks_still_hook_the_wavefront_tick():
+    # op_count.py and flops.py wrap engines.wavefront._tick; a refactor that moves it must
+    # move them too (they once patched a method that no longer existed)
+    from flops import step_flops, wavefront_tick_flops
+    from op_count import measure_wavefront
+
+    from deinforeg_sklearn.blocks import Dense
+
+    ops, seconds = measure_wavefront([Dense(32)] * 3, 20, n_batches=8)
+    assert ops > 0 and seconds > 0
+    # a steady tick does every block's step: the sequential step's matrix work, plus the
+    # first block's zero-padded input columns (64 -> 256) now that it joins the stack
+    assert wavefront_tick_flops() > step_flops("DeInfoReg")

@@ -78,6 +78,45 @@ def test_stacked_dense_blocks_equal_the_sequential_loop(params, digits500, one_t
             assert ra["encoder_gradients"] == rb["encoder_gradients"]
 
 
+NARROW = [Dense(128)] * 3  # digits' 64 features: block 0 joins blocks 1-2, its input zero-padded
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"optimizer": "lars", "learning_rate": 0.1, "weight_decay": 1e-4},
+        {"weight_decay": 1e-3, "final_learning_rate": None},
+        {"optimizer": "sgd", "learning_rate": 0.05},
+        {"blocks": [Dense(128, batch_norm=False)] * 3},
+        {"record_gradients": True},
+    ],
+    ids=["adam-cosine", "lars", "weight-decay", "sgd", "no-batch-norm", "gradients"],
+)
+def test_a_narrower_first_block_trains_padded_in_the_stack_with_the_same_bits(params, digits500, one_thread):
+    # the padded first weight keeps its own storage and steps there (training/stacked.py);
+    # the epoch's short last batch and the fill ticks run block 0 on its own modules
+    X, y = digits500
+    a, b = _pair(DeInfoRegClassifier, X, y, **{"blocks": NARROW, **BASE, **params})
+    assert stack_groups(b.network_.trainers) == [(0, 3)]
+    assert_same_training(a, b, X, atol=ATOL, history_atol=1e-6)
+    if params.get("record_gradients"):
+        for ra, rb in zip(a.history_, b.history_, strict=True):
+            assert ra["encoder_gradients"] == rb["encoder_gradients"]
+
+
+def test_padding_joins_a_narrow_first_block_only_where_it_costs_little(digits500, one_thread):
+    X, y = digits500
+    wide = DeInfoRegClassifier(blocks=[Dense(256)] * 4, max_iter=1, schedule="sequential").fit(X, y)
+    assert stack_groups(wide.network_.trainers) == [(0, 4)]  # padding 64 -> 256 adds 41 %
+    two = DeInfoRegClassifier(blocks=[Dense(64)] * 3, max_iter=1, schedule="sequential").fit(X[:, :2], y)
+    assert stack_groups(two.network_.trainers) == [(1, 3)]  # 2 -> 64 would add 55 %: block 0 alone
+    # inside a network too: block 1 reads block 0's 32 features and pads into block 2's 96
+    a, b = _pair(DeInfoRegClassifier, X, y, blocks=[Dense(32), Dense(96), Dense(96)], **BASE)
+    assert stack_groups(b.network_.trainers) == [(1, 3)]
+    assert_same_training(a, b, X, atol=0.0, history_atol=1e-6)
+
+
 @pytest.fixture
 def engines(monkeypatch):
     """The engine of every fit made while the test runs."""
@@ -118,7 +157,7 @@ def test_stacking_groups_runs_of_equal_blocks(digits500):
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    width=st.sampled_from([3, 8, 16, 20, 32, 48]),  # multiples of 16 stack
+    width=st.sampled_from([3, 8, 16, 20, 32, 48, 96]),  # multiples of 16 stack; 96 pads block 0
     depth=st.integers(2, 5),
     batch_size=st.integers(8, 80),
     batch_norm=st.booleans(),

@@ -239,7 +239,10 @@ def _group_forward(
     if not active:
         return
     group.clear_gradients()
-    for run in _equal_shape_runs(active, pending):
+    # what the stacked forward reads (a narrow first block's rows zero-padded); a block that
+    # runs alone reads its own input
+    inputs = {k: group.stacked_input(k - first, pending[k][0]) for k in active}
+    for run in _equal_shape_runs(active, inputs):
         items = [pending[k] for k in run]
         if len(run) == 1 or not group.stacks(items[0][1].n):
             for k, (h, batch) in zip(run, items, strict=True):
@@ -252,7 +255,7 @@ def _group_forward(
                 outputs[k] = (h_out.detach(), batch)
                 updates.append(lambda b=k - first: group.update(b, b + 1))
             continue
-        h = torch.stack([item[0] for item in items])
+        h = torch.stack([inputs[k] for k in run])
         y = torch.stack([item[1].y for item in items])
         target = None
         if group.config.weights[1]:
@@ -287,13 +290,13 @@ def _segments(first: int, n_units: int, groups: list[StackedGroup]) -> list[Stac
     return segments
 
 
-def _equal_shape_runs(active: list[int], pending: dict[int, _Pending | None]) -> list[list[int]]:
+def _equal_shape_runs(active: list[int], inputs: dict[int, torch.Tensor]) -> list[list[int]]:
     """Split consecutive active units into runs whose inputs have one shape (a last, shorter
     batch of the epoch runs apart from the full ones)."""
     runs: list[list[int]] = []
     for k in active:
-        shape = pending[k][0].shape
-        if runs and pending[runs[-1][-1]][0].shape == shape:
+        shape = inputs[k].shape
+        if runs and inputs[runs[-1][-1]].shape == shape:
             runs[-1].append(k)
         else:
             runs.append([k])

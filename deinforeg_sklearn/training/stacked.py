@@ -18,6 +18,16 @@ tensor sizes of the sequential loop, with no optimiser state to copy.
 Invariant (``tests/test_wavefront.py``): between epochs the blocks own their storage again
 (:meth:`StackedGroup.release`, also after an error or Ctrl-C), so ``network_``, ``state_dict``,
 pickles, snapshots and checkpoints never see how the blocks were trained.
+
+A narrower first block. The first block of a network usually reads the data, narrower than the
+blocks' width (digits' 64 features before ``[Dense(256)] * 4``), so its first weight has
+another shape and it would train on its own beside the stack. A group may start with such a
+block (:func:`pads_into`): its input is padded with zero columns to the others' width and its
+row of the stacked first weight holds its weight in the first columns and zeros after them.
+The zero columns add exact zeros to every sum, so its forward and gradient keep their bits
+(``tests/test_wavefront.py``). Its own weight keeps its own storage (a fused Adam step on a
+strided view of the wider row rounds differently, measured), and the group copies it into the
+row after each step and the row's gradient back before each (:meth:`StackedGroup.update`).
 """
 
 from __future__ import annotations
@@ -95,16 +105,73 @@ def stacking_key(trainer: StepTrainer) -> tuple | None:
     return (layers, trainer.unit.config)
 
 
+def _without_first_width(key: tuple) -> tuple:
+    """A stacking key with the input width of the block's first linear layer left out."""
+    layers, config = key
+    encoder = list(layers[0])
+    for i, (kind, shapes, extra) in enumerate(encoder):
+        if kind is nn.Linear:
+            loose = tuple((name, shape[:1], *rest) for name, shape, *rest in shapes)
+            encoder[i] = (kind, loose, extra)
+            break
+    return ((tuple(encoder), *layers[1:]), config)
+
+
+def _first_linear(trainer: StepTrainer) -> nn.Linear:
+    parts = block_layers(trainer.unit)
+    assert parts is not None
+    return next(layer for layer in parts[0] if isinstance(layer, nn.Linear))
+
+
+#: A narrower block joins a group when its zero-padded input adds at most this share to the
+#: multiply-adds of its linear layers' forward and backward (zero columns cost as much as real ones).
+_MAX_PADDING_SHARE = 0.5
+
+
+def pads_into(narrow: StepTrainer, wide: StepTrainer) -> bool:
+    """Whether ``narrow`` can train stacked with blocks like ``wide``, its input zero-padded.
+
+    True when the two blocks differ only in the input width of their first linear layer,
+    ``narrow``'s is the smaller, and the padding adds at most half to ``narrow``'s
+    multiply-adds per row: forward and weight gradient of the first layer (its input needs no
+    gradient), forward and both gradients of the others. On digits before ``Dense(256)`` that
+    share is 0.41; before ``Dense(4096)`` it is 0.65, and the block stays on its own.
+    """
+    a, b = stacking_key(narrow), stacking_key(wide)
+    if a is None or b is None or a == b or _without_first_width(a) != _without_first_width(b):
+        return False
+    small, large = _first_linear(narrow), _first_linear(wide)
+    if small.in_features >= large.in_features:
+        return False
+    parts = block_layers(narrow.unit)
+    assert parts is not None
+    linears = [layer for part in parts for layer in part if isinstance(layer, nn.Linear)]
+    own = sum((2 if layer is small else 3) * layer.in_features * layer.out_features for layer in linears)
+    extra = 2 * (large.in_features - small.in_features) * small.out_features
+    return extra <= _MAX_PADDING_SHARE * own
+
+
 def stack_groups(trainers: Sequence[StepTrainer], min_size: int = 2) -> list[tuple[int, int]]:
-    """Runs ``(first, last + 1)`` of consecutive units that can train stacked (``min_size`` at least)."""
+    """Runs ``(first, last + 1)`` of consecutive units that can train stacked (``min_size`` at least).
+
+    A run holds units of one :func:`stacking_key`, and may start with one narrower unit that
+    :func:`pads_into` them.
+    """
     keys = [stacking_key(t) for t in trainers]
-    runs, start = [], 0
-    for u in range(1, len(trainers) + 1):
-        ends = u == len(trainers) or keys[u] is None or keys[u] != keys[start]
-        if ends:
-            if keys[start] is not None and u - start >= min_size:
-                runs.append((start, u))
-            start = u
+    runs, start, n = [], 0, len(trainers)
+    while start < n:
+        if keys[start] is None:
+            start += 1
+            continue
+        ref = start
+        if start + 1 < n and pads_into(trainers[start], trainers[start + 1]):
+            ref = start + 1
+        end = ref + 1
+        while end < n and keys[end] == keys[ref]:
+            end += 1
+        if end - start >= min_size:
+            runs.append((start, end))
+        start = end
     return runs
 
 
@@ -239,7 +306,8 @@ class StackedGroup:
     Parameters
     ----------
     trainers : sequence of StepTrainer
-        The group's trainers, in order; their units share one :func:`stacking_key`.
+        The group's trainers, in order; their units share one :func:`stacking_key`, except
+        that the first may read fewer features (:func:`pads_into` the second).
     first : int
         Unit index of the group's first block.
     """
@@ -254,6 +322,11 @@ class StackedGroup:
         self.n_encoder, self.n_projector = len(parts[0]), len(parts[1])
         self.layers = [layer for part in parts for layer in part]  # the first block's, for types
         self.config = self.blocks[0].config
+        # a first block narrower at its input than the rest: its input and first weight padded
+        self.narrow_width: int | None = None
+        self.width = _first_linear(self.trainers[-1]).in_features
+        if self.size > 1 and pads_into(self.trainers[0], self.trainers[1]):
+            self.narrow_width = _first_linear(self.trainers[0]).in_features
         self.bound = False
         self.term_sums: torch.Tensor | None = None
         self.correct_sums: torch.Tensor | None = None
@@ -262,17 +335,27 @@ class StackedGroup:
     def bind(self) -> None:
         """Move the blocks' parameters and BatchNorm statistics into the stacked storage."""
         per_block = [list(block.parameters()) for block in self.blocks]
-        first = per_block[0]
-        total = self.size * sum(p.numel() for p in first)
-        flat = torch.empty(total, device=first[0].device, dtype=first[0].dtype)
+        shapes = [p.shape for p in per_block[-1]]  # a full-width block's (the first may be narrower)
+        total = self.size * sum(shape.numel() for shape in shapes)
+        flat = torch.zeros(total, device=per_block[-1][0].device, dtype=per_block[-1][0].dtype)
         grad = torch.zeros_like(flat)
         self.params, offset = [], 0
-        for j, p0 in enumerate(first):
+        self._param_index = self._index_parameters()
+        padded = self._padded_position()
+        self.narrow_weight: torch.Tensor | None = None
+        for j, shape in enumerate(shapes):
             # one dense (B, *shape) chunk per parameter: the stacked leaf and its gradient obey
             # autograd's layout contract, and block b's parameter is the contiguous chunk[b]
-            span = slice(offset, offset + self.size * p0.numel())
-            chunk, grad_chunk = flat[span].view(self.size, *p0.shape), grad[span].view(self.size, *p0.shape)
+            span = slice(offset, offset + self.size * shape.numel())
+            chunk, grad_chunk = flat[span].view(self.size, *shape), grad[span].view(self.size, *shape)
             for b, params in enumerate(per_block):
+                if b == 0 and j == padded:
+                    # the narrow weight keeps its storage; its row is a zero-padded copy
+                    own = params[j]
+                    chunk[0, :, : own.shape[1]].copy_(own.detach())
+                    own.grad = torch.zeros_like(own)
+                    self.narrow_weight = own
+                    continue
                 chunk[b].copy_(params[j].detach())
                 params[j].data = chunk[b]
                 params[j].grad = grad_chunk[b]
@@ -281,10 +364,23 @@ class StackedGroup:
             self.params.append(leaf)
             offset = span.stop
         self.flat, self.grad = flat, grad
-        self._param_index = self._index_parameters()
         self.running = [self._bind_statistics(i) for i in range(len(self.layers))]
         self.batches_seen = [0] * self.size
         self.bound = True
+
+    def _padded_position(self) -> int | None:
+        """Position in ``self.params`` of the first linear layer's weight, if the first block is narrow."""
+        if self.narrow_width is None:
+            return None
+        i = next(i for i, layer in enumerate(self.layers) if isinstance(layer, nn.Linear))
+        return self._param_index[i]["weight"]
+
+    def stacked_input(self, b: int, h: torch.Tensor) -> torch.Tensor:
+        """Block ``b``'s input as the stacked forward reads it: rows, zero-padded for a narrow block."""
+        if b != 0 or self.narrow_width is None:
+            return h
+        rows = h.flatten(1)
+        return F.pad(rows, (0, self.width - rows.shape[1]))
 
     def _own_layers(self, block: LocalBlock) -> list[nn.Module]:
         parts = block_layers(block)
@@ -326,6 +422,7 @@ class StackedGroup:
                         layer.running_var = layer.running_var.clone()
                         layer.num_batches_tracked.add_(self.batches_seen[b])
         self.bound = False
+        self.narrow_weight = None
         del self.flat, self.grad, self.params, self.running
 
     # ------------------------------------------------------------------ one tick
@@ -441,6 +538,8 @@ class StackedGroup:
     def clear_gradients(self) -> None:
         """Zero the gradient buffer before a tick's backward (one operation for all tensors)."""
         self.grad.zero_()
+        if self.narrow_weight is not None:
+            self.narrow_weight.grad.zero_()
 
     def set_rates(self, lo: int, hi: int) -> None:
         """Each active block's learning rate for its next step (before the tick's backward)."""
@@ -449,7 +548,18 @@ class StackedGroup:
 
     def update(self, lo: int, hi: int) -> None:
         """Each active block's own optimiser step, on its rows of the shared storage."""
-        step_all(self.trainers[lo:hi])
+        own = self.narrow_weight if lo == 0 else None
+        if own is None:
+            step_all(self.trainers[lo:hi])
+            return
+        row = self.params[self._padded_position()]
+        width = own.shape[1]
+        with torch.no_grad():
+            # the stacked backward's gradient (zero where the block ran alone, which wrote its
+            # own), then the step, then the stepped weight back into its padded row
+            own.grad.add_(row.grad[0, :, :width])
+            step_all(self.trainers[lo:hi])
+            row[0, :, :width].copy_(own)
 
     # ------------------------------------------------------------------ epoch statistics
     def add_stats(self, lo: int, hi: int, terms: torch.Tensor, correct: torch.Tensor, n_rows: int) -> None:
