@@ -94,8 +94,8 @@ SHARED_PARAMETERS: dict[str, str] = {
         "wavefront": all blocks at once, block l on batch t while block l+1 is on batch t-1,
         with one backward per step, and runs of same-shaped DeInfoReg blocks (e.g. all four
         of ``[Dense(256)] * 4``, the first one's narrower input zero-padded) as one batched
-        computation. The trained model is the same,
-        bit for bit at 1 CPU thread (see docs/architecture.md). "auto": on a CPU, "wavefront"
+        computation. The trained model is the same, bit for bit at 1 CPU thread (see
+        docs/architecture.md). "auto": on a CPU, "wavefront"
         when a run of at least two blocks can be batched (equal dense blocks, widths a
         multiple of 16) and no block draws random numbers in training (dropout would draw in
         another order), else "sequential"; on a GPU, "sequential". In a pipeline the rule

@@ -341,7 +341,7 @@ class StackedGroup:
         grad = torch.zeros_like(flat)
         self.params, offset = [], 0
         self._param_index = self._index_parameters()
-        padded = self._padded_position()
+        padded = self._padded = self._padded_position()
         self.narrow_weight: torch.Tensor | None = None
         for j, shape in enumerate(shapes):
             # one dense (B, *shape) chunk per parameter: the stacked leaf and its gradient obey
@@ -552,7 +552,7 @@ class StackedGroup:
         if own is None:
             step_all(self.trainers[lo:hi])
             return
-        row = self.params[self._padded_position()]
+        row = self.params[self._padded]
         width = own.shape[1]
         with torch.no_grad():
             # the stacked backward's gradient (zero where the block ran alone, which wrote its
